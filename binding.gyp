@@ -1,0 +1,33 @@
+{
+  # The same sources, defines and flags as CMakeLists.txt (the cmake-js build).
+  "targets": [
+    {
+      "target_name": "neuralnet_mlp",
+      "sources": [
+        "native/binding/addon.cpp",
+        "native/kernels/mlp.cpp"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NAPI_CPP_EXCEPTIONS"
+      ],
+      "cflags!": ["-fno-exceptions", "-O2", "-O3"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=c++17", "-O2"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-ffp-contract=off", "-fvisibility=hidden"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra", "-ffp-contract=off", "-fvisibility=hidden"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "GCC_OPTIMIZATION_LEVEL": "3",
+        "OTHER_CPLUSPLUSFLAGS": ["-ffp-contract=off", "-fvisibility=hidden"]
+      },
+      "msvs_settings": {
+        "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/O2"] }
+      }
+    }
+  ]
+}

@@ -1,0 +1,284 @@
+/**
+ * The pure-TypeScript backend: the reference implementation of the kernels, and the fallback
+ * when the addon is not available. Written for typed arrays with contiguous inner loops and
+ * buffers reused across minibatches (no allocation per step).
+ *
+ * Shapes (m = samples in the minibatch, L = number of layers, n_l = sizes[l]):
+ *   acts[0]   m x n_0    the minibatch's input rows, gathered (and converted from bytes)
+ *   acts[l]   m x n_l    sigmoid activations of layer l (l = 1..L)
+ *   logits    m x n_L    the output layer's pre-activations (for the cost and for predict)
+ *   deltas[l] m x n_l    error terms (the seed's sigma3, sigma2, ...)
+ *   grads[l]  n_l x (n_{l-1} + 1), bias in column 0, like the weights
+ */
+import type { Backend, EpochParams, FloatArray, Matrix, NetState } from './types.js';
+
+type FloatCtor = Float64ArrayConstructor | Float32ArrayConstructor;
+
+interface Workspace {
+  capacity: number;
+  ctor: FloatCtor;
+  acts: FloatArray[];
+  deltas: FloatArray[];
+  logits: FloatArray;
+  grads: FloatArray[];
+}
+
+const workspaces = new WeakMap<NetState, Workspace>();
+
+function workspaceFor(net: NetState, rows: number): Workspace {
+  const ctor = net.weights[0].constructor as FloatCtor;
+  const cached = workspaces.get(net);
+  if (cached && cached.capacity >= rows && cached.ctor === ctor) return cached;
+  const sizes = net.sizes;
+  const L = sizes.length - 1;
+  const acts: FloatArray[] = [];
+  const deltas: FloatArray[] = [];
+  for (let l = 0; l <= L; l++) {
+    acts.push(new ctor(rows * sizes[l]));
+    deltas.push(new ctor(l === 0 ? 0 : rows * sizes[l]));
+  }
+  const ws: Workspace = {
+    capacity: rows,
+    ctor,
+    acts,
+    deltas,
+    logits: new ctor(rows * sizes[L]),
+    grads: net.weights.map((w) => new ctor(w.length)),
+  };
+  workspaces.set(net, ws);
+  return ws;
+}
+
+/** Overflow-safe logistic function (as `scipy.special.expit`). */
+export function sigmoid(z: number): number {
+  return 1 / (1 + Math.exp(-z));
+}
+
+/** log(1 + e^x) without overflow: the cross-entropy from a pre-activation, never log(0). */
+export function softplus(x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+}
+
+/** Copies rows `order[start..end)` of `x` into `dst` (m x cols), converting to floats. */
+function gatherRows(x: Matrix, order: Int32Array, start: number, end: number, dst: FloatArray): void {
+  const { data, cols } = x;
+  for (let r = 0, i = start; i < end; r++, i++) {
+    const src = order[i] * cols;
+    const off = r * cols;
+    for (let c = 0; c < cols; c++) dst[off + c] = data[src + c];
+  }
+}
+
+/** `out[r, o] = w[o, 0] + dot(a[r, :], w[o, 1:])` for m rows: one layer's pre-activations. */
+function affine(a: FloatArray, m: number, nIn: number, w: FloatArray, nOut: number, out: FloatArray): void {
+  const stride = nIn + 1;
+  for (let r = 0; r < m; r++) {
+    const aOff = r * nIn;
+    const zOff = r * nOut;
+    let o = 0;
+    // Two units at a time: each input value loaded once feeds two products.
+    for (; o + 1 < nOut; o += 2) {
+      const w0 = o * stride;
+      const w1 = w0 + stride;
+      let s0 = w[w0];
+      let s1 = w[w1];
+      for (let c = 0; c < nIn; c++) {
+        const v = a[aOff + c];
+        s0 += v * w[w0 + 1 + c];
+        s1 += v * w[w1 + 1 + c];
+      }
+      out[zOff + o] = s0;
+      out[zOff + o + 1] = s1;
+    }
+    for (; o < nOut; o++) {
+      const w0 = o * stride;
+      let s = w[w0];
+      for (let c = 0; c < nIn; c++) s += a[aOff + c] * w[w0 + 1 + c];
+      out[zOff + o] = s;
+    }
+  }
+}
+
+/** Forward pass over `m` gathered rows; leaves activations in `ws.acts` and the last pre-activations in `ws.logits`. */
+function forward(net: NetState, ws: Workspace, m: number): void {
+  const sizes = net.sizes;
+  const L = sizes.length - 1;
+  for (let l = 1; l <= L; l++) {
+    const z = l === L ? ws.logits : ws.acts[l];
+    affine(ws.acts[l - 1], m, sizes[l - 1], net.weights[l - 1], sizes[l], z);
+    const a = ws.acts[l];
+    const n = m * sizes[l];
+    for (let i = 0; i < n; i++) a[i] = sigmoid(z[i]);
+  }
+}
+
+/** The seed's regularisation cost: `l1/2 * sum|w| + l2/2 * sum w^2` over non-bias weights of all layers. */
+function regularisationCost(net: NetState, l1: number, l2: number): number {
+  let abs = 0;
+  let sq = 0;
+  for (let l = 0; l < net.weights.length; l++) {
+    const w = net.weights[l];
+    const stride = net.sizes[l] + 1;
+    for (let k = 0; k < w.length; k++) {
+      if (k % stride === 0) continue;
+      abs += Math.abs(w[k]);
+      sq += w[k] * w[k];
+    }
+  }
+  return (l1 / 2) * abs + (l2 / 2) * sq;
+}
+
+/**
+ * Cost and gradient of one minibatch `order[start..end)` (the seed's `_feedforward`, `_get_cost`
+ * and `_get_gradient`); the gradient, regularisation included, is left in `ws.grads`.
+ */
+function minibatchGradient(
+  net: NetState,
+  x: Matrix,
+  labels: Int32Array,
+  order: Int32Array,
+  start: number,
+  end: number,
+  l1: number,
+  l2: number,
+  ws: Workspace,
+): number {
+  const sizes = net.sizes;
+  const L = sizes.length - 1;
+  const m = end - start;
+  gatherRows(x, order, start, end, ws.acts[0]);
+  forward(net, ws, m);
+
+  // Output layer: cross-entropy from pre-activations, and sigma = a - y.
+  const nOut = sizes[L];
+  const aOut = ws.acts[L];
+  const dOut = ws.deltas[L];
+  const logits = ws.logits;
+  let cost = 0;
+  for (let r = 0; r < m; r++) {
+    const label = labels[order[start + r]];
+    const off = r * nOut;
+    for (let o = 0; o < nOut; o++) {
+      const z = logits[off + o];
+      if (o === label) {
+        cost += softplus(-z);
+        dOut[off + o] = aOut[off + o] - 1;
+      } else {
+        cost += softplus(z);
+        dOut[off + o] = aOut[off + o];
+      }
+    }
+  }
+  cost += regularisationCost(net, l1, l2);
+
+  for (let l = L; l >= 1; l--) {
+    const nIn = sizes[l - 1];
+    const nUnits = sizes[l];
+    const stride = nIn + 1;
+    const d = ws.deltas[l];
+    const aPrev = ws.acts[l - 1];
+    const g = ws.grads[l - 1];
+    const w = net.weights[l - 1];
+    g.fill(0);
+    // grad = sigma^T . [1, a_prev]: a row of inputs scaled into each unit's gradient row.
+    for (let r = 0; r < m; r++) {
+      const aOff = r * nIn;
+      for (let o = 0; o < nUnits; o++) {
+        const dv = d[r * nUnits + o];
+        if (dv === 0) continue; // saturated units contribute nothing; common with raw pixels
+        const gOff = o * stride;
+        g[gOff] += dv;
+        for (let c = 0; c < nIn; c++) g[gOff + 1 + c] += dv * aPrev[aOff + c];
+      }
+    }
+    if (l > 1) {
+      // sigma_prev = (sigma . W[:, 1:]) * a_prev * (1 - a_prev)
+      const dPrev = ws.deltas[l - 1];
+      for (let r = 0; r < m; r++) {
+        const pOff = r * nIn;
+        for (let c = 0; c < nIn; c++) dPrev[pOff + c] = 0;
+        for (let o = 0; o < nUnits; o++) {
+          const dv = d[r * nUnits + o];
+          if (dv === 0) continue;
+          const wOff = o * stride + 1;
+          for (let c = 0; c < nIn; c++) dPrev[pOff + c] += dv * w[wOff + c];
+        }
+        for (let c = 0; c < nIn; c++) {
+          const a = aPrev[pOff + c];
+          dPrev[pOff + c] *= a * (1 - a);
+        }
+      }
+    }
+    // Regularisation on the non-bias columns, in the seed's order: + l2*w, then + l1*sign(w).
+    if (l1 !== 0 || l2 !== 0) {
+      for (let k = 0; k < g.length; k++) {
+        if (k % stride === 0) continue;
+        const wk = w[k];
+        g[k] = g[k] + l2 * wk + l1 * Math.sign(wk);
+      }
+    }
+  }
+  return cost;
+}
+
+/** `delta = eta * grad; w -= delta + alpha * prevDelta; prevDelta = delta`, every layer. */
+function applyUpdate(net: NetState, grads: FloatArray[], eta: number, alpha: number): void {
+  for (let l = 0; l < net.weights.length; l++) {
+    const w = net.weights[l];
+    const prev = net.prevDelta[l];
+    const g = grads[l];
+    for (let k = 0; k < w.length; k++) {
+      const delta = eta * g[k];
+      w[k] -= delta + alpha * prev[k];
+      prev[k] = delta;
+    }
+  }
+}
+
+/** Start of minibatch `b` of `n` samples split into `parts` like `np.array_split` (larger parts first). */
+export function splitStart(n: number, parts: number, b: number): number {
+  const base = Math.floor(n / parts);
+  const extra = n % parts;
+  return b * base + Math.min(b, extra);
+}
+
+const PREDICT_CHUNK = 512;
+
+/** The pure-TypeScript kernels. */
+export const jsBackend: Backend = {
+  name: 'js',
+
+  trainEpoch(net, x, labels, order, params: EpochParams, costs, costOffset, stop) {
+    const n = order.length;
+    const parts = params.minibatches;
+    const ws = workspaceFor(net, Math.ceil(n / parts));
+    for (let b = 0; b < parts; b++) {
+      if (stop && stop[0] !== 0) return b;
+      const start = splitStart(n, parts, b);
+      const end = splitStart(n, parts, b + 1);
+      costs[costOffset + b] = minibatchGradient(net, x, labels, order, start, end, params.l1, params.l2, ws);
+      applyUpdate(net, ws.grads, params.eta, params.alpha);
+    }
+    return parts;
+  },
+
+  outputLogits(net, x, out) {
+    const ws = workspaceFor(net, Math.min(PREDICT_CHUNK, x.rows));
+    const nOut = net.sizes[net.sizes.length - 1];
+    const cols = x.cols;
+    for (let start = 0; start < x.rows; start += PREDICT_CHUNK) {
+      const m = Math.min(PREDICT_CHUNK, x.rows - start);
+      const a0 = ws.acts[0];
+      for (let i = 0; i < m * cols; i++) a0[i] = x.data[start * cols + i];
+      forward(net, ws, m);
+      out.set(ws.logits.subarray(0, m * nOut), start * nOut);
+    }
+  },
+
+  costAndGradient(net, x, labels, order, l1, l2, grads) {
+    const ws = workspaceFor(net, order.length);
+    const cost = minibatchGradient(net, x, labels, order, 0, order.length, l1, l2, ws);
+    for (let l = 0; l < grads.length; l++) grads[l].set(ws.grads[l]);
+    return cost;
+  },
+};

@@ -1,0 +1,107 @@
+/**
+ * Loads the C++ addon and wraps it as a {@link Backend}. The loader tries each candidate
+ * location, remembers why each one failed, and reports all of it in one message.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend, EpochParams, FloatArray, Matrix, NetState } from './types.js';
+
+/** The functions the addon exports (see native/binding/addon.cpp). */
+interface NativeAddon {
+  abiVersion: number;
+  trainEpoch(
+    net: NetState,
+    x: Matrix,
+    labels: Int32Array,
+    order: Int32Array,
+    params: EpochParams,
+    costs: Float64Array,
+    costOffset: number,
+    stop?: Int32Array,
+  ): number;
+  outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray): void;
+  costAndGradient(
+    net: Pick<NetState, 'sizes' | 'weights'>,
+    x: Matrix,
+    labels: Int32Array,
+    order: Int32Array,
+    l1: number,
+    l2: number,
+    grads: FloatArray[],
+  ): number;
+}
+
+const ABI_VERSION = 1;
+const ADDON_NAME = 'neuralnet_mlp.node';
+/** Environment variable naming an explicit path to the addon file. */
+export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';
+
+/** The package's root folder (this file is lib/backend/*.ts or dist/backend/*.js). */
+export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function candidates(): string[] {
+  const explicit = process.env[ADDON_PATH_ENV];
+  if (explicit) return [resolve(explicit)];
+  return [
+    join(packageRoot, 'build', 'Release', ADDON_NAME),
+    join(packageRoot, 'build-cmake', 'Release', ADDON_NAME),
+    join(packageRoot, 'build', 'Debug', ADDON_NAME),
+  ];
+}
+
+interface LoadResult {
+  addon?: NativeAddon;
+  path?: string;
+  failures: string[];
+}
+
+let loaded: LoadResult | undefined;
+
+/** Loads the addon once; later calls return the same result. */
+export function loadAddon(): LoadResult {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const path of candidates()) {
+    if (!existsSync(path)) {
+      failures.push(`${path}: not found`);
+      continue;
+    }
+    try {
+      const addon = require(path) as NativeAddon;
+      if (addon.abiVersion !== ABI_VERSION) {
+        failures.push(`${path}: built from another version of this package (rebuild it)`);
+        continue;
+      }
+      loaded = { addon, path, failures };
+      return loaded;
+    } catch (error) {
+      failures.push(`${path}: ${(error as Error).message}`);
+    }
+  }
+  loaded = { failures };
+  return loaded;
+}
+
+/** Why the addon is unavailable, with what to do about it. */
+export function addonUnavailableMessage(failures: string[]): string {
+  return [
+    'The native addon of neuralnet-mlp is not available:',
+    ...failures.map((f) => `  - ${f}`),
+    'Build it with `npm rebuild neuralnet-mlp` (needs a C++17 compiler, make and python3),',
+    `or point ${ADDON_PATH_ENV} at a built ${ADDON_NAME}.`,
+  ].join('\n');
+}
+
+/** Wraps the loaded addon as a backend. */
+export function nativeBackendFrom(addon: NativeAddon): Backend {
+  return {
+    name: 'native',
+    trainEpoch: (net, x, labels, order, params, costs, costOffset, stop) =>
+      addon.trainEpoch(net, x, labels, order, params, costs, costOffset, stop),
+    outputLogits: (net, x, out) => addon.outputLogits(net, x, out),
+    costAndGradient: (net, x, labels, order, l1, l2, grads) => addon.costAndGradient(net, x, labels, order, l1, l2, grads),
+  };
+}

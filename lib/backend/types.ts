@@ -1,0 +1,86 @@
+/**
+ * The kernel interface: the few whole-minibatch operations a backend implements.
+ * The pure-TypeScript backend and the C++ addon both implement exactly this, so the model code
+ * above them is one piece of code and the tests can run every check on every backend.
+ */
+
+/** Floating-point precision of weights and arithmetic. */
+export type Dtype = 'float64' | 'float32';
+/** A typed array of weights in the model's dtype. */
+export type FloatArray = Float64Array | Float32Array;
+/** Element types accepted for input features. `Uint8Array` pixels are used as they are (0..255). */
+export type InputArray = Float64Array | Float32Array | Uint8Array;
+
+/** A dense row-major matrix: `data[r * cols + c]`. */
+export interface Matrix<T = InputArray> {
+  data: T;
+  rows: number;
+  cols: number;
+}
+
+/**
+ * The network as the kernels see it.
+ * Layer `l` maps `sizes[l]` inputs to `sizes[l+1]` units; its weights are a row-major
+ * `sizes[l+1] x (sizes[l] + 1)` matrix with the bias in column 0 (the seed's layout).
+ */
+export interface NetState {
+  /** `[nFeatures, ...hidden, nOutput]`. */
+  sizes: Int32Array;
+  /** One weight matrix per layer. */
+  weights: FloatArray[];
+  /** The previous update of each layer (momentum), same shapes as `weights`. */
+  prevDelta: FloatArray[];
+}
+
+/** What one epoch of minibatch steps needs besides the network and the data. */
+export interface EpochParams {
+  /** Learning rate for this epoch. */
+  eta: number;
+  /** Momentum factor. */
+  alpha: number;
+  l1: number;
+  l2: number;
+  /** The epoch's samples are `order` split into this many consecutive parts like `np.array_split`. */
+  minibatches: number;
+  /** Worker threads the backend may use (the result must not depend on it). */
+  threads: number;
+}
+
+/** Names of the available backends. */
+export type BackendName = 'native' | 'js';
+
+/** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */
+export interface Backend {
+  readonly name: BackendName;
+  /**
+   * Runs one epoch: for each minibatch of `order` (array_split into `params.minibatches` parts),
+   * writes the cost before the step into `costs[costOffset + b]`, then updates weights and momentum.
+   * Checks `stop[0]` before each minibatch and returns early when it is non-zero.
+   * @returns the number of minibatches completed.
+   */
+  trainEpoch(
+    net: NetState,
+    x: Matrix,
+    labels: Int32Array,
+    order: Int32Array,
+    params: EpochParams,
+    costs: Float64Array,
+    costOffset: number,
+    stop?: Int32Array,
+  ): number;
+  /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
+  outputLogits(net: NetState, x: Matrix, out: FloatArray, threads: number): void;
+  /**
+   * Cost and gradient over the samples `order` (one minibatch), without updating anything.
+   * `grads` has the shapes of `net.weights`; returns the cost (the seed's `_get_cost`).
+   */
+  costAndGradient(
+    net: NetState,
+    x: Matrix,
+    labels: Int32Array,
+    order: Int32Array,
+    l1: number,
+    l2: number,
+    grads: FloatArray[],
+  ): number;
+}

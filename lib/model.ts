@@ -1,0 +1,501 @@
+/**
+ * NeuralNetMLP: the seed's sigmoid multi-layer perceptron, trained by minibatch gradient descent
+ * with L1/L2 regularisation, momentum, a decreasing learning rate and shuffling.
+ */
+import { availableParallelism } from 'node:os';
+import { invalidType, outOfRange, stateError } from './errors.js';
+import { type BackendChoice, resolveBackend } from './backend/index.js';
+import type { Backend, Dtype, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
+import { RandomState } from './random.js';
+import {
+  type LabelsLike,
+  type MatrixLike,
+  booleanArg,
+  checkKnownKeys,
+  finiteAtLeast,
+  integerIn,
+  isPlainObject,
+  oneOf,
+  toLabels,
+  toMatrix,
+} from './validate.js';
+
+/** How the learning rate shrinks from epoch to epoch. */
+export type EtaSchedule = 'compounding' | 'inverse-time';
+
+/** Options of {@link NeuralNetMLP}. Defaults are the seed's. */
+export interface MLPOptions {
+  /** Number of output units: the number of classes (the seed's `n_output`). */
+  nOutput: number;
+  /** Number of input features (`n_features`), e.g. 784 for 28x28 images. */
+  nFeatures: number;
+  /** Hidden units (`n_hidden`); an array gives several hidden layers. Default 30. */
+  nHidden?: number | readonly number[];
+  /** L1 regularisation strength (`l1`). Default 0. */
+  l1?: number;
+  /** L2 regularisation strength (`l2`). Default 0. */
+  l2?: number;
+  /** Passes over the training set (`epochs`). Default 500. */
+  epochs?: number;
+  /** Initial learning rate (`eta`). Default 0.001. */
+  eta?: number;
+  /** Momentum factor (`alpha`): `w -= delta + alpha * previousDelta`. Default 0. */
+  alpha?: number;
+  /** Learning-rate decrease constant (`decrease_const`). Default 0. See {@link MLPOptions.etaSchedule}. */
+  decreaseConst?: number;
+  /**
+   * `'compounding'` (default, what the seed's code does): at the start of epoch `i` (0-based)
+   * `eta /= 1 + decreaseConst * i`, so the shrink compounds. `'inverse-time'` (what the seed's
+   * docstring describes): `eta = eta0 / (1 + decreaseConst * i)`.
+   */
+  etaSchedule?: EtaSchedule;
+  /** Shuffle the training set every epoch (`shuffle`). Default true. */
+  shuffle?: boolean;
+  /** Minibatches per epoch (`minibatches`), split like `np.array_split`. Default 1. */
+  minibatches?: number;
+  /**
+   * Seed (`random_state`), an integer in [0, 2^32 - 1]. Initial weights and every epoch's
+   * permutation are then bit-identical to numpy's after `np.random.seed(randomState)`.
+   * Default: seeded from the operating system's random source.
+   */
+  randomState?: number | null;
+  /** `'auto'` (default): the C++ addon when it loads, otherwise TypeScript with a warning. */
+  backend?: BackendChoice;
+  /** Precision of weights and arithmetic. Default `'float64'`. */
+  dtype?: Dtype;
+  /** Threads the native backend may use; results do not depend on it. Default: all cores. */
+  threads?: number;
+}
+
+/** The options after defaults, as the model uses them. */
+export interface ResolvedOptions {
+  nOutput: number;
+  nFeatures: number;
+  nHidden: number[];
+  l1: number;
+  l2: number;
+  epochs: number;
+  eta: number;
+  alpha: number;
+  decreaseConst: number;
+  etaSchedule: EtaSchedule;
+  shuffle: boolean;
+  minibatches: number;
+  randomState: number | null;
+  backend: BackendChoice;
+  dtype: Dtype;
+  threads: number;
+}
+
+/** Progress reported after every epoch. */
+export interface EpochInfo {
+  /** 1-based epoch number. */
+  epoch: number;
+  /** Total epochs of this fit. */
+  epochs: number;
+  /** Average of the epoch's minibatch costs. */
+  cost: number;
+  /** Learning rate used in this epoch. */
+  eta: number;
+  /** Milliseconds since the fit started. */
+  elapsedMs: number;
+}
+
+/** Options of {@link NeuralNetMLP.fit} and {@link NeuralNetMLP.fitSync}. */
+export interface FitOptions {
+  /** Called after every epoch. */
+  onEpoch?: (info: EpochInfo) => void;
+  /** Stops the fit (only with `fit`); the promise rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** A weight matrix in the seed's layout: `rows` units x `cols` = inputs + 1, bias in column 0. */
+export type WeightMatrix = Matrix<FloatArray>;
+
+const OPTION_NAMES = [
+  'nOutput',
+  'nFeatures',
+  'nHidden',
+  'l1',
+  'l2',
+  'epochs',
+  'eta',
+  'alpha',
+  'decreaseConst',
+  'etaSchedule',
+  'shuffle',
+  'minibatches',
+  'randomState',
+  'backend',
+  'dtype',
+  'threads',
+] as const;
+
+/** Largest number of weights in one layer (keeps every index within 32 bits). */
+const MAX_LAYER_WEIGHTS = 2 ** 31 - 1;
+const MAX_UNITS = 2 ** 24;
+const MAX_HIDDEN_LAYERS = 63;
+
+function resolveOptions(options: unknown): ResolvedOptions {
+  if (!isPlainObject(options)) throw invalidType('options', 'an object of model options', options);
+  checkKnownKeys('options', options, OPTION_NAMES);
+  const o = options as Partial<Record<(typeof OPTION_NAMES)[number], unknown>>;
+  const opt = <T>(name: string, value: unknown, fallback: T, check: (n: string, v: unknown) => T): T =>
+    value === undefined ? fallback : check(`options.${name}`, value);
+
+  const nOutput = integerIn('options.nOutput', o.nOutput, 1, MAX_UNITS);
+  const nFeatures = integerIn('options.nFeatures', o.nFeatures, 1, MAX_UNITS);
+  let nHidden: number[];
+  if (o.nHidden === undefined) nHidden = [30];
+  else if (typeof o.nHidden === 'number') nHidden = [integerIn('options.nHidden', o.nHidden, 1, MAX_UNITS)];
+  else if (Array.isArray(o.nHidden)) {
+    if (o.nHidden.length < 1 || o.nHidden.length > MAX_HIDDEN_LAYERS) {
+      throw invalidType('options.nHidden', `a number or an array of 1 to ${MAX_HIDDEN_LAYERS} numbers`, o.nHidden);
+    }
+    nHidden = o.nHidden.map((h, i) => integerIn(`options.nHidden[${i}]`, h, 1, MAX_UNITS));
+  } else throw invalidType('options.nHidden', 'a positive integer or an array of positive integers', o.nHidden);
+
+  const sizes = [nFeatures, ...nHidden, nOutput];
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    if (sizes[l + 1] * (sizes[l] + 1) > MAX_LAYER_WEIGHTS) {
+      throw outOfRange(`the weights of layer ${l + 1} (units x (inputs + 1))`, `at most ${MAX_LAYER_WEIGHTS}`, sizes[l + 1] * (sizes[l] + 1));
+    }
+  }
+  const randomState =
+    o.randomState === undefined || o.randomState === null ? null : integerIn('options.randomState', o.randomState, 0, 2 ** 32 - 1);
+  return {
+    nOutput,
+    nFeatures,
+    nHidden,
+    l1: opt('l1', o.l1, 0, (n, v) => finiteAtLeast(n, v, 0)),
+    l2: opt('l2', o.l2, 0, (n, v) => finiteAtLeast(n, v, 0)),
+    epochs: opt('epochs', o.epochs, 500, (n, v) => integerIn(n, v, 1)),
+    eta: opt('eta', o.eta, 0.001, (n, v) => finiteAtLeast(n, v, 0, true)),
+    alpha: opt('alpha', o.alpha, 0, (n, v) => finiteAtLeast(n, v, 0)),
+    decreaseConst: opt('decreaseConst', o.decreaseConst, 0, (n, v) => finiteAtLeast(n, v, 0)),
+    etaSchedule: opt('etaSchedule', o.etaSchedule, 'compounding' as EtaSchedule, (n, v) =>
+      oneOf(n, v, ['compounding', 'inverse-time'] as const),
+    ),
+    shuffle: opt('shuffle', o.shuffle, true, booleanArg),
+    minibatches: opt('minibatches', o.minibatches, 1, (n, v) => integerIn(n, v, 1)),
+    randomState,
+    backend: opt('backend', o.backend, 'auto' as BackendChoice, (n, v) => oneOf(n, v, ['auto', 'native', 'js'] as const)),
+    dtype: opt('dtype', o.dtype, 'float64' as Dtype, (n, v) => oneOf(n, v, ['float64', 'float32'] as const)),
+    threads: opt('threads', o.threads, availableParallelism(), (n, v) => integerIn(n, v, 1, 1024)),
+  };
+}
+
+function checkFitOptions(name: string, value: unknown): FitOptions {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) throw invalidType(name, 'an object { onEpoch?, signal? }', value);
+  checkKnownKeys(name, value, ['onEpoch', 'signal']);
+  if (value.onEpoch !== undefined && typeof value.onEpoch !== 'function') {
+    throw invalidType(`${name}.onEpoch`, 'a function', value.onEpoch);
+  }
+  if (value.signal !== undefined && !(value.signal instanceof AbortSignal)) {
+    throw invalidType(`${name}.signal`, 'an AbortSignal', value.signal);
+  }
+  return value as FitOptions;
+}
+
+/** The learning rate of every epoch, 0-based, under the chosen schedule. */
+export function learningRates(eta0: number, decreaseConst: number, epochs: number, schedule: EtaSchedule): Float64Array {
+  const rates = new Float64Array(epochs);
+  let eta = eta0;
+  for (let i = 0; i < epochs; i++) {
+    if (schedule === 'compounding') eta /= 1 + decreaseConst * i;
+    else eta = eta0 / (1 + decreaseConst * i);
+    rates[i] = eta;
+  }
+  return rates;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  return Object.assign(new Error('The fit was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+/** A training run prepared from validated arguments. */
+interface FitPlan {
+  x: Matrix<InputArray>;
+  labels: Int32Array;
+  rates: Float64Array;
+  costs: Float64Array;
+  order: Int32Array;
+  stop: Int32Array;
+}
+
+/**
+ * The seed's `NeuralNetMLP` (Python Machine Learning, ch. 12): a sigmoid multi-layer perceptron
+ * for classification, trained by minibatch gradient descent on the cross-entropy cost.
+ *
+ * @example
+ * const nn = new NeuralNetMLP({ nOutput: 10, nFeatures: 784, nHidden: 50, l2: 0.1, epochs: 1000,
+ *   eta: 0.001, alpha: 0.001, decreaseConst: 1e-5, minibatches: 50, randomState: 1 });
+ * await nn.fit(X, y);
+ * const labels = nn.predict(Xtest);
+ */
+export class NeuralNetMLP {
+  /** The options in force, defaults filled in. */
+  readonly options: Readonly<ResolvedOptions>;
+  readonly #backend: Backend;
+  readonly #net: NetState;
+  readonly #rng: RandomState;
+  #costs: Float64Array = new Float64Array(0);
+  #busy = false;
+
+  /**
+   * Builds the network and draws its initial weights, uniform in [-1, 1), layer by layer.
+   * @throws TypeError / RangeError naming the offending option.
+   * @throws Error with code `ERR_NATIVE_UNAVAILABLE` when `backend: 'native'` and the addon is not built.
+   */
+  constructor(options: MLPOptions) {
+    this.options = Object.freeze(resolveOptions(options));
+    this.#backend = resolveBackend(this.options.backend);
+    this.#rng = this.options.randomState === null ? RandomState.fromEntropy() : new RandomState(this.options.randomState);
+    const sizes = Int32Array.from([this.options.nFeatures, ...this.options.nHidden, this.options.nOutput]);
+    const Ctor = this.options.dtype === 'float32' ? Float32Array : Float64Array;
+    const weights: FloatArray[] = [];
+    const prevDelta: FloatArray[] = [];
+    for (let l = 0; l + 1 < sizes.length; l++) {
+      const w = new Ctor(sizes[l + 1] * (sizes[l] + 1));
+      this.#rng.uniform(-1, 1, w);
+      weights.push(w);
+      prevDelta.push(new Ctor(w.length));
+    }
+    this.#net = { sizes, weights, prevDelta };
+  }
+
+  /** The backend doing the work: `'native'` (C++ addon) or `'js'` (pure TypeScript). */
+  get backend(): 'native' | 'js' {
+    return this.#backend.name;
+  }
+
+  /** Layer sizes `[nFeatures, ...nHidden, nOutput]`. */
+  get layerSizes(): number[] {
+    return Array.from(this.#net.sizes);
+  }
+
+  /** The seed's `cost_`: the cost of every minibatch of the last fit, in order (epochs x minibatches). */
+  get costs(): Float64Array {
+    return this.#costs.slice();
+  }
+
+  /**
+   * A copy of the weights, one matrix per layer in the seed's layout: layer `l` has
+   * `rows = units` and `cols = inputs + 1` with the bias in column 0 (`w1`, `w2`, ...).
+   */
+  get weights(): WeightMatrix[] {
+    return this.#net.weights.map((w, l) => ({
+      data: w.slice(),
+      rows: this.#net.sizes[l + 1],
+      cols: this.#net.sizes[l] + 1,
+    }));
+  }
+
+  #plan(X: MatrixLike, y: LabelsLike): FitPlan {
+    const o = this.options;
+    const x = toMatrix('X', X, o.nFeatures);
+    const labels = toLabels('y', y, x.rows, o.nOutput);
+    if (o.minibatches > x.rows) {
+      throw outOfRange('options.minibatches', `an integer in [1, ${x.rows}] (at most one minibatch per row of X)`, o.minibatches);
+    }
+    const order = new Int32Array(x.rows);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    return {
+      x,
+      labels,
+      rates: learningRates(o.eta, o.decreaseConst, o.epochs, o.etaSchedule),
+      costs: new Float64Array(o.epochs * o.minibatches),
+      order,
+      stop: new Int32Array(1),
+    };
+  }
+
+  /** Starts a fit: momentum starts from zero, costs from empty (as the seed's `fit`). */
+  #begin(): void {
+    if (this.#busy) throw stateError('ERR_BUSY', 'This model is already being trained; wait for the running fit to finish');
+    this.#busy = true;
+    for (const p of this.#net.prevDelta) p.fill(0);
+    this.#costs = new Float64Array(0);
+  }
+
+  /** Runs epoch `i`: shuffles (composing permutations like the seed), then the minibatch steps. */
+  #epoch(plan: FitPlan, i: number): number {
+    const o = this.options;
+    if (o.shuffle) {
+      const perm = this.#rng.permutation(plan.order.length);
+      const prev = plan.order.slice();
+      for (let k = 0; k < perm.length; k++) plan.order[k] = prev[perm[k]];
+    }
+    const params = { eta: plan.rates[i], alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };
+    return this.#backend.trainEpoch(this.#net, plan.x, plan.labels, plan.order, params, plan.costs, i * o.minibatches, plan.stop);
+  }
+
+  #report(plan: FitPlan, i: number, started: number, onEpoch?: (info: EpochInfo) => void): void {
+    const m = this.options.minibatches;
+    this.#costs = plan.costs.subarray(0, (i + 1) * m);
+    if (!onEpoch) return;
+    let sum = 0;
+    for (let b = i * m; b < (i + 1) * m; b++) sum += plan.costs[b];
+    onEpoch({ epoch: i + 1, epochs: this.options.epochs, cost: sum / m, eta: plan.rates[i], elapsedMs: performance.now() - started });
+  }
+
+  /**
+   * Learns the weights from `X` (rows = samples, cols = nFeatures) and labels `y`, blocking
+   * until done. Prefer {@link NeuralNetMLP.fit} in servers.
+   * @param X `{ data, rows, cols }` (Float64Array, Float32Array or Uint8Array; bytes are used as they are) or `number[][]`.
+   * @param y integer class labels in `0..nOutput-1`, one per row.
+   * @throws TypeError / RangeError naming the offending argument.
+   */
+  fitSync(X: MatrixLike, y: LabelsLike, options?: Omit<FitOptions, 'signal'>): this {
+    const { onEpoch } = checkFitOptions('options', options);
+    const plan = this.#plan(X, y);
+    this.#begin();
+    try {
+      const started = performance.now();
+      for (let i = 0; i < this.options.epochs; i++) {
+        this.#epoch(plan, i);
+        this.#report(plan, i, started, onEpoch);
+      }
+    } finally {
+      this.#busy = false;
+    }
+    return this;
+  }
+
+  /**
+   * Learns the weights like {@link NeuralNetMLP.fitSync}, yielding to the event loop between
+   * epochs, reporting progress through `onEpoch` and stopping when `signal` aborts (the model then
+   * keeps the weights of the last completed epoch and the promise rejects with an `AbortError`).
+   */
+  async fit(X: MatrixLike, y: LabelsLike, options?: FitOptions): Promise<this> {
+    const { onEpoch, signal } = checkFitOptions('options', options);
+    const plan = this.#plan(X, y);
+    if (signal?.aborted) throw abortError(signal);
+    this.#begin();
+    try {
+      const started = performance.now();
+      for (let i = 0; i < this.options.epochs; i++) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (signal?.aborted) throw abortError(signal);
+        this.#epoch(plan, i);
+        this.#report(plan, i, started, onEpoch);
+      }
+    } finally {
+      this.#busy = false;
+    }
+    return this;
+  }
+
+  /**
+   * The output layer's activations (sigmoid of its pre-activations), one row per sample:
+   * `rows = X.rows`, `cols = nOutput`. Rows need not sum to 1 (independent sigmoids, as the seed).
+   */
+  predictProba(X: MatrixLike): Matrix<FloatArray> {
+    const logits = this.#logits(X);
+    const d = logits.data;
+    for (let i = 0; i < d.length; i++) d[i] = 1 / (1 + Math.exp(-d[i]));
+    return logits;
+  }
+
+  /** Class labels: the argmax of the output layer for every row of `X` (ties go to the lower label). */
+  predict(X: MatrixLike): Int32Array {
+    const { data, rows, cols } = this.#logits(X);
+    const out = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let best = 0;
+      let bestValue = data[r * cols];
+      for (let c = 1; c < cols; c++) {
+        const v = data[r * cols + c];
+        if (v > bestValue) {
+          bestValue = v;
+          best = c;
+        }
+      }
+      out[r] = best;
+    }
+    return out;
+  }
+
+  #logits(X: MatrixLike): Matrix<FloatArray> {
+    const x = toMatrix('X', X, this.options.nFeatures);
+    const nOut = this.options.nOutput;
+    const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
+    this.#backend.outputLogits(this.#net, x, data, this.options.threads);
+    return { data, rows: x.rows, cols: nOut };
+  }
+
+  /**
+   * The seed's MLPGradientCheck: relative error `||num - grad|| / (||num|| + ||grad||)` between
+   * central differences and backpropagation over every weight, on all rows of `X`, in float64.
+   */
+  gradientCheck(X: MatrixLike, y: LabelsLike, options: { epsilon?: number } = {}): number {
+    if (!isPlainObject(options)) throw invalidType('options', 'an object { epsilon? }', options);
+    checkKnownKeys('options', options, ['epsilon']);
+    const epsilon = options.epsilon === undefined ? 1e-5 : finiteAtLeast('options.epsilon', options.epsilon, 0, true);
+    const x = toMatrix('X', X, this.options.nFeatures);
+    const labels = toLabels('y', y, x.rows, this.options.nOutput);
+    const net: NetState = {
+      sizes: this.#net.sizes,
+      weights: this.#net.weights.map((w) => Float64Array.from(w)),
+      prevDelta: this.#net.weights.map((w) => new Float64Array(w.length)),
+    };
+    const order = new Int32Array(x.rows);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    const { l1, l2 } = this.options;
+    const grads = net.weights.map((w) => new Float64Array(w.length));
+    const scratch = net.weights.map((w) => new Float64Array(w.length));
+    this.#backend.costAndGradient(net, x, labels, order, l1, l2, grads);
+    let diff2 = 0;
+    let num2 = 0;
+    let grad2 = 0;
+    for (let l = 0; l < net.weights.length; l++) {
+      const w = net.weights[l];
+      for (let k = 0; k < w.length; k++) {
+        const saved = w[k];
+        w[k] = saved - epsilon;
+        const cost1 = this.#backend.costAndGradient(net, x, labels, order, l1, l2, scratch);
+        w[k] = saved + epsilon;
+        const cost2 = this.#backend.costAndGradient(net, x, labels, order, l1, l2, scratch);
+        w[k] = saved;
+        const num = (cost2 - cost1) / (2 * epsilon);
+        const g = grads[l][k];
+        diff2 += (num - g) ** 2;
+        num2 += num * num;
+        grad2 += g * g;
+      }
+    }
+    const denom = Math.sqrt(num2) + Math.sqrt(grad2);
+    return denom === 0 ? 0 : Math.sqrt(diff2) / denom;
+  }
+
+  /** The analytic gradient (backpropagation, regularisation included) and cost over all rows, in float64. */
+  gradient(X: MatrixLike, y: LabelsLike): { cost: number; grads: WeightMatrix[] } {
+    const x = toMatrix('X', X, this.options.nFeatures);
+    const labels = toLabels('y', y, x.rows, this.options.nOutput);
+    const net: NetState = {
+      sizes: this.#net.sizes,
+      weights: this.#net.weights.map((w) => Float64Array.from(w)),
+      prevDelta: [],
+    };
+    const order = new Int32Array(x.rows);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    const grads = net.weights.map((w) => new Float64Array(w.length));
+    const cost = this.#backend.costAndGradient(net, x, labels, order, this.options.l1, this.options.l2, grads);
+    return {
+      cost,
+      grads: grads.map((g, l) => ({ data: g, rows: net.sizes[l + 1], cols: net.sizes[l] + 1 })),
+    };
+  }
+}
+
+/**
+ * The seed's MLPGradientCheck for any model: the relative error between numerical (central
+ * differences with `epsilon`) and backpropagated gradients. Below 1e-7 is right; above 1e-4 is a problem.
+ */
+export function gradientCheck(model: NeuralNetMLP, X: MatrixLike, y: LabelsLike, options?: { epsilon?: number }): number {
+  if (!(model instanceof NeuralNetMLP)) throw invalidType('model', 'a NeuralNetMLP', model);
+  return model.gradientCheck(X, y, options);
+}

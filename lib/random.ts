@@ -1,0 +1,110 @@
+/**
+ * numpy-compatible randomness: the legacy `np.random.RandomState` (MT19937) as the seed uses it.
+ *
+ * `np.random.seed(s)` followed by `uniform` and `permutation` gives bit-identical results here, so
+ * a model built with `randomState: s` starts from exactly the seed's weights and visits the
+ * samples in exactly the seed's order.
+ */
+import { randomBytes } from 'node:crypto';
+
+const N = 624;
+const M = 397;
+const MATRIX_A = 0x9908b0df;
+const UPPER_MASK = 0x80000000;
+const LOWER_MASK = 0x7fffffff;
+
+/** MT19937 with numpy's legacy seeding and sampling routines. */
+export class RandomState {
+  private readonly mt = new Uint32Array(N);
+  private mti = N + 1;
+
+  /** @param seed an integer in [0, 2^32 - 1], as `np.random.seed` accepts. */
+  constructor(seed: number) {
+    this.seed(seed);
+  }
+
+  /** A generator seeded from the operating system's strong random source. */
+  static fromEntropy(): RandomState {
+    return new RandomState(randomBytes(4).readUInt32LE(0));
+  }
+
+  /** `init_genrand`, the routine numpy's legacy seeding calls for an integer seed. */
+  seed(seed: number): void {
+    const mt = this.mt;
+    mt[0] = seed >>> 0;
+    for (let i = 1; i < N; i++) {
+      const prev = mt[i - 1] ^ (mt[i - 1] >>> 30);
+      // 1812433253 * prev mod 2^32, split to stay exact in doubles.
+      mt[i] = ((((prev & 0xffff0000) >>> 16) * 1812433253) << 16) + (prev & 0x0000ffff) * 1812433253 + i;
+    }
+    this.mti = N;
+  }
+
+  /** The next 32-bit output (`genrand_int32`). */
+  nextUint32(): number {
+    const mt = this.mt;
+    if (this.mti >= N) {
+      let kk = 0;
+      for (; kk < N - M; kk++) {
+        const y = (mt[kk] & UPPER_MASK) | (mt[kk + 1] & LOWER_MASK);
+        mt[kk] = mt[kk + M] ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+      }
+      for (; kk < N - 1; kk++) {
+        const y = (mt[kk] & UPPER_MASK) | (mt[kk + 1] & LOWER_MASK);
+        mt[kk] = mt[kk + (M - N)] ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+      }
+      const y = (mt[N - 1] & UPPER_MASK) | (mt[0] & LOWER_MASK);
+      mt[N - 1] = mt[M - 1] ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+      this.mti = 0;
+    }
+    let y = mt[this.mti++];
+    y ^= y >>> 11;
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= y >>> 18;
+    return y >>> 0;
+  }
+
+  /** A double in [0, 1) with 53 random bits (`random_sample`). */
+  randomSample(): number {
+    const a = this.nextUint32() >>> 5;
+    const b = this.nextUint32() >>> 6;
+    return (a * 67108864.0 + b) / 9007199254740992.0;
+  }
+
+  /** Fills `out` with `uniform(low, high)` draws, in order (`low + (high - low) * random_sample()`). */
+  uniform(low: number, high: number, out: Float64Array | Float32Array): void {
+    const range = high - low;
+    for (let i = 0; i < out.length; i++) out[i] = low + range * this.randomSample();
+  }
+
+  /** A uniform integer in [0, max] by masked rejection (numpy's `random_interval`), max < 2^32. */
+  interval(max: number): number {
+    if (max === 0) return 0;
+    let mask = max;
+    mask |= mask >>> 1;
+    mask |= mask >>> 2;
+    mask |= mask >>> 4;
+    mask |= mask >>> 8;
+    mask |= mask >>> 16;
+    mask >>>= 0;
+    let value: number;
+    do {
+      value = (this.nextUint32() & mask) >>> 0;
+    } while (value > max);
+    return value;
+  }
+
+  /** `permutation(n)`: a shuffled `arange(n)`, by numpy's legacy Fisher-Yates from the end. */
+  permutation(n: number): Int32Array {
+    const perm = new Int32Array(n);
+    for (let i = 0; i < n; i++) perm[i] = i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = this.interval(i);
+      const t = perm[i];
+      perm[i] = perm[j];
+      perm[j] = t;
+    }
+    return perm;
+  }
+}
