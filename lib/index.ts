@@ -12,3 +12,6 @@ export { RandomState } from './random.js';
 export { loadIdx, loadIdxSync, parseIdx, loadMnist, loadMnistSync, mnistDataDir } from './idx.js';
 export type { IdxArray, IdxDtype, IdxDataTypes, IdxOptions, MnistKind, MnistSet } from './idx.js';
 export type { ErrorCode } from './errors.js';
+export type { LoadOptions } from './model.js';
+export type { ModelJSON, StoredOptions, TrainingInfo } from './format.js';
+export { MODEL_LIMITS, FORMAT_VERSION } from './format.js';

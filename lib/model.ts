@@ -7,6 +7,9 @@ import { invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
 import type { Backend, Dtype, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
 import { RandomState } from './random.js';
+import { type DecodedModel, type ModelJSON, type TrainingInfo, FORMAT_TAG, FORMAT_VERSION, parseModel, decodeModel } from './format.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import {
   type LabelsLike,
   type MatrixLike,
@@ -244,6 +247,7 @@ export class NeuralNetMLP {
   readonly #rng: RandomState;
   #costs: Float64Array = new Float64Array(0);
   #busy = false;
+  #training: TrainingInfo = {};
 
   /**
    * Builds the network and draws its initial weights, uniform in [-1, 1), layer by layer.
@@ -336,6 +340,7 @@ export class NeuralNetMLP {
   #report(plan: FitPlan, i: number, started: number, onEpoch?: (info: EpochInfo) => void): void {
     const m = this.options.minibatches;
     this.#costs = plan.costs.subarray(0, (i + 1) * m);
+    this.#training = { samples: plan.x.rows, epochs: i + 1, finalCost: plan.costs[(i + 1) * m - 1] };
     if (!onEpoch) return;
     let sum = 0;
     for (let b = i * m; b < (i + 1) * m; b++) sum += plan.costs[b];
@@ -471,6 +476,72 @@ export class NeuralNetMLP {
     return denom === 0 ? 0 : Math.sqrt(diff2) / denom;
   }
 
+  /** The model as a JSON document (see `lib/format.ts` for the versioned format). */
+  toJSON(): ModelJSON {
+    const { l1, l2, epochs, eta, alpha, decreaseConst, etaSchedule, shuffle, minibatches, randomState } = this.options;
+    return {
+      format: FORMAT_TAG,
+      version: FORMAT_VERSION,
+      dtype: this.options.dtype,
+      layers: Array.from(this.#net.sizes),
+      options: { l1, l2, epochs, eta, alpha, decreaseConst, etaSchedule, shuffle, minibatches, randomState },
+      weights: this.weights.map((w) => ({ rows: w.rows, cols: w.cols, data: Array.from(w.data) })),
+      training: { ...this.#training, savedAt: new Date().toISOString() },
+    };
+  }
+
+  /**
+   * Rebuilds a model from {@link NeuralNetMLP.toJSON}'s document (an object or JSON text).
+   * Everything is checked before use; problems throw an `ERR_INVALID_FILE` error naming the field.
+   */
+  static fromJSON(json: unknown, options?: LoadOptions): NeuralNetMLP {
+    const run = checkLoadOptions(options);
+    return NeuralNetMLP.#fromDecoded(typeof json === 'string' ? parseModel(json, '<json>') : decodeModel(json, '<json>'), run);
+  }
+
+  static #fromDecoded(decoded: DecodedModel, run: LoadOptions): NeuralNetMLP {
+    const { layers, options: stored, dtype, weights, training } = decoded;
+    // The constructor's weight draw only sizes the buffers; the file's weights replace it.
+    const model = new NeuralNetMLP({
+      ...stored,
+      nFeatures: layers[0],
+      nHidden: layers.slice(1, -1),
+      nOutput: layers[layers.length - 1],
+      dtype,
+      ...run,
+    });
+    model.#net.weights.forEach((w, l) => w.set(weights[l]));
+    model.#training = training;
+    return model;
+  }
+
+  /** Writes the model as JSON to `path` (see {@link NeuralNetMLP.toJSON}). */
+  async save(path: string): Promise<void> {
+    await writeFile(pathArg(path), JSON.stringify(this.toJSON()));
+  }
+
+  /** Synchronous {@link NeuralNetMLP.save}. */
+  saveSync(path: string): void {
+    writeFileSync(pathArg(path), JSON.stringify(this.toJSON()));
+  }
+
+  /** Reads a model written by {@link NeuralNetMLP.save} from a path or from the file's bytes. */
+  static async load(source: string | Uint8Array, options?: LoadOptions): Promise<NeuralNetMLP> {
+    if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
+    return NeuralNetMLP.#fromBytes(await readFile(pathArg(source)), source, options);
+  }
+
+  /** Synchronous {@link NeuralNetMLP.load}. */
+  static loadSync(source: string | Uint8Array, options?: LoadOptions): NeuralNetMLP {
+    if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
+    return NeuralNetMLP.#fromBytes(readFileSync(pathArg(source)), source, options);
+  }
+
+  static #fromBytes(bytes: Uint8Array, name: string, options?: LoadOptions): NeuralNetMLP {
+    const run = checkLoadOptions(options);
+    return NeuralNetMLP.#fromDecoded(parseModel(bytes, name), run);
+  }
+
   /** The analytic gradient (backpropagation, regularisation included) and cost over all rows, in float64. */
   gradient(X: MatrixLike, y: LabelsLike): { cost: number; grads: WeightMatrix[] } {
     const x = toMatrix('X', X, this.options.nFeatures);
@@ -489,6 +560,24 @@ export class NeuralNetMLP {
       grads: grads.map((g, l) => ({ data: g, rows: net.sizes[l + 1], cols: net.sizes[l] + 1 })),
     };
   }
+}
+
+/** Options for loading a saved model: how to run it here (the file says what it is). */
+export interface LoadOptions {
+  backend?: BackendChoice;
+  threads?: number;
+}
+
+function checkLoadOptions(value: unknown): LoadOptions {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) throw invalidType('options', 'an object { backend?, threads? }', value);
+  checkKnownKeys('options', value, ['backend', 'threads']);
+  return value as LoadOptions;
+}
+
+function pathArg(value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalidType('path', 'a non-empty file path string', value);
+  return value;
 }
 
 /**
