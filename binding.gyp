@@ -5,7 +5,10 @@
       "target_name": "neuralnet_mlp",
       "sources": [
         "native/binding/addon.cpp",
-        "native/kernels/mlp.cpp"
+        "native/kernels/mlp.cpp",
+        "native/kernels/simd.cpp",
+        "native/kernels/avx2.cpp",
+        "native/kernels/cpu.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

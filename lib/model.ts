@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
-import type { Backend, Dtype, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
+import type { Backend, Dtype, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
 import { RandomState } from './random.js';
 import { type DecodedModel, type ModelJSON, type TrainingInfo, FORMAT_TAG, FORMAT_VERSION, parseModel, decodeModel } from './format.js';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -227,6 +227,7 @@ interface FitPlan {
   costs: Float64Array;
   order: Int32Array;
   stop: Int32Array;
+  runner: EpochRunner;
 }
 
 /**
@@ -314,6 +315,7 @@ export class NeuralNetMLP {
       costs: new Float64Array(o.epochs * o.minibatches),
       order,
       stop: new Int32Array(1),
+      runner: this.#backend.createRunner(this.#net, x, labels, o.threads),
     };
   }
 
@@ -334,7 +336,7 @@ export class NeuralNetMLP {
       for (let k = 0; k < perm.length; k++) plan.order[k] = prev[perm[k]];
     }
     const params = { eta: plan.rates[i], alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };
-    return this.#backend.trainEpoch(this.#net, plan.x, plan.labels, plan.order, params, plan.costs, i * o.minibatches, plan.stop);
+    return plan.runner.epoch(this.#net, plan.order, params, plan.costs, i * o.minibatches, plan.stop);
   }
 
   #report(plan: FitPlan, i: number, started: number, onEpoch?: (info: EpochInfo) => void): void {

@@ -248,18 +248,22 @@ const PREDICT_CHUNK = 512;
 export const jsBackend: Backend = {
   name: 'js',
 
-  trainEpoch(net, x, labels, order, params: EpochParams, costs, costOffset, stop) {
-    const n = order.length;
-    const parts = params.minibatches;
-    const ws = workspaceFor(net, Math.ceil(n / parts));
-    for (let b = 0; b < parts; b++) {
-      if (stop && stop[0] !== 0) return b;
-      const start = splitStart(n, parts, b);
-      const end = splitStart(n, parts, b + 1);
-      costs[costOffset + b] = minibatchGradient(net, x, labels, order, start, end, params.l1, params.l2, ws);
-      applyUpdate(net, ws.grads, params.eta, params.alpha);
-    }
-    return parts;
+  createRunner(_net, x, labels) {
+    return {
+      epoch(net, order, params: EpochParams, costs, costOffset, stop) {
+        const n = order.length;
+        const parts = params.minibatches;
+        const ws = workspaceFor(net, Math.ceil(n / parts));
+        for (let b = 0; b < parts; b++) {
+          if (stop && stop[0] !== 0) return b;
+          const start = splitStart(n, parts, b);
+          const end = splitStart(n, parts, b + 1);
+          costs[costOffset + b] = minibatchGradient(net, x, labels, order, start, end, params.l1, params.l2, ws);
+          applyUpdate(net, ws.grads, params.eta, params.alpha);
+        }
+        return parts;
+      },
+    };
   },
 
   outputLogits(net, x, out) {

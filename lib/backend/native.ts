@@ -8,20 +8,19 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, EpochParams, FloatArray, Matrix, NetState } from './types.js';
 
+/** The addon's training-run object (see native/binding/addon.cpp, TrainerWrap). */
+interface NativeTrainer {
+  readonly sparse: boolean;
+  epoch(net: NetState, order: Int32Array, params: EpochParams, costs: Float64Array, costOffset: number, stop?: Int32Array): number;
+}
+
 /** The functions the addon exports (see native/binding/addon.cpp). */
 interface NativeAddon {
   abiVersion: number;
-  trainEpoch(
-    net: NetState,
-    x: Matrix,
-    labels: Int32Array,
-    order: Int32Array,
-    params: EpochParams,
-    costs: Float64Array,
-    costOffset: number,
-    stop?: Int32Array,
-  ): number;
-  outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray): void;
+  /** The instruction set the kernels use on this CPU: 'avx2' or 'generic'. */
+  isa: string;
+  Trainer: new (net: NetState, x: Matrix, labels: Int32Array, threads: number) => NativeTrainer;
+  outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   costAndGradient(
     net: Pick<NetState, 'sizes' | 'weights'>,
     x: Matrix,
@@ -33,7 +32,7 @@ interface NativeAddon {
   ): number;
 }
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 const ADDON_NAME = 'neuralnet_mlp.node';
 /** Environment variable naming an explicit path to the addon file. */
 export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';
@@ -51,7 +50,7 @@ function candidates(): string[] {
   ];
 }
 
-interface LoadResult {
+export interface LoadResult {
   addon?: NativeAddon;
   path?: string;
   failures: string[];
@@ -99,9 +98,8 @@ export function addonUnavailableMessage(failures: string[]): string {
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   return {
     name: 'native',
-    trainEpoch: (net, x, labels, order, params, costs, costOffset, stop) =>
-      addon.trainEpoch(net, x, labels, order, params, costs, costOffset, stop),
-    outputLogits: (net, x, out) => addon.outputLogits(net, x, out),
+    createRunner: (net, x, labels, threads) => new addon.Trainer(net, x, labels, threads),
+    outputLogits: (net, x, out, threads) => addon.outputLogits(net, x, out, threads),
     costAndGradient: (net, x, labels, order, l1, l2, grads) => addon.costAndGradient(net, x, labels, order, l1, l2, grads),
   };
 }

@@ -49,25 +49,22 @@ export interface EpochParams {
 /** Names of the available backends. */
 export type BackendName = 'native' | 'js';
 
-/** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */
-export interface Backend {
-  readonly name: BackendName;
+/** One training run's state on a backend: the prepared data set and reusable buffers. */
+export interface EpochRunner {
   /**
    * Runs one epoch: for each minibatch of `order` (array_split into `params.minibatches` parts),
    * writes the cost before the step into `costs[costOffset + b]`, then updates weights and momentum.
    * Checks `stop[0]` before each minibatch and returns early when it is non-zero.
    * @returns the number of minibatches completed.
    */
-  trainEpoch(
-    net: NetState,
-    x: Matrix,
-    labels: Int32Array,
-    order: Int32Array,
-    params: EpochParams,
-    costs: Float64Array,
-    costOffset: number,
-    stop?: Int32Array,
-  ): number;
+  epoch(net: NetState, order: Int32Array, params: EpochParams, costs: Float64Array, costOffset: number, stop?: Int32Array): number;
+}
+
+/** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */
+export interface Backend {
+  readonly name: BackendName;
+  /** Prepares a training run over `x` and `labels` (kept by reference: they must not change during the run). */
+  createRunner(net: NetState, x: Matrix, labels: Int32Array, threads: number): EpochRunner;
   /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
   outputLogits(net: NetState, x: Matrix, out: FloatArray, threads: number): void;
   /**

@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
 
+#include "../kernels/cpu.h"
 #include "../kernels/mlp.h"
 
 namespace {
@@ -56,7 +58,6 @@ struct NetArgs {
   std::vector<int32_t> sizes;
   std::vector<T*> weights;
   std::vector<T*> prevDelta;
-  mlp::Net<T> view() const { return mlp::Net<T>{sizes.size() - 1, sizes.data(), weights.data(), prevDelta.data()}; }
 };
 
 napi_typedarray_type floatType(double) { return napi_float64_array; }
@@ -125,20 +126,6 @@ InputArgs inputArgs(Napi::Env env, Napi::Value v, std::size_t nFeatures) {
   return InputArgs{type, ptr, rows, cols};
 }
 
-template <typename Fn>
-void withInput(const InputArgs& in, Fn&& fn) {
-  switch (in.type) {
-    case napi_float64_array:
-      fn(mlp::Input<double>{static_cast<const double*>(in.data), in.rows, in.cols});
-      break;
-    case napi_float32_array:
-      fn(mlp::Input<float>{static_cast<const float*>(in.data), in.rows, in.cols});
-      break;
-    default:
-      fn(mlp::Input<uint8_t>{static_cast<const uint8_t*>(in.data), in.rows, in.cols});
-      break;
-  }
-}
 
 // Labels must be Int32Array with one entry per row, each in [0, nOutput).
 const int32_t* labelsArg(Napi::Env env, Napi::Value v, std::size_t rows, int32_t nOutput) {
@@ -160,89 +147,232 @@ Napi::TypedArrayOf<int32_t> orderArg(Napi::Env env, Napi::Value v, std::size_t r
   return ta;
 }
 
-// trainEpoch(net, x, labels, order, params, costs, costOffset, stop?) -> minibatches completed
-template <typename T>
-Napi::Value trainEpochTyped(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const NetArgs<T> net = netArgs<T>(env, info[0].As<Napi::Object>(), true);
-  const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(net.sizes.front()));
-  const int32_t* labels = labelsArg(env, info[2], in.rows, net.sizes.back());
-  auto order = orderArg(env, info[3], in.rows);
-  const std::size_t n = order.ElementLength();
-  if (!info[4].IsObject()) throwType(env, "params", "an object");
-  Napi::Object p = info[4].As<Napi::Object>();
-  const mlp::StepParams params{finiteArg(env, p.Get("eta"), "params.eta"), finiteArg(env, p.Get("alpha"), "params.alpha"),
-                               finiteArg(env, p.Get("l1"), "params.l1"), finiteArg(env, p.Get("l2"), "params.l2")};
-  const std::size_t minibatches = sizeArg(env, p.Get("minibatches"), "params.minibatches", 1, n);
-  auto costs = typedArrayOf<double>(env, info[5], "costs", napi_float64_array, "Float64Array");
-  const std::size_t costOffset = sizeArg(env, info[6], "costOffset", 0, costs.ElementLength());
-  if (costs.ElementLength() - costOffset < minibatches) throwRange(env, "Expected room for one cost per minibatch in costs");
-  const int32_t* stop = nullptr;
-  if (!info[7].IsUndefined() && !info[7].IsNull()) {
-    auto s = typedArrayOf<int32_t>(env, info[7], "stop", napi_int32_array, "Int32Array");
-    if (s.ElementLength() < 1) throwRange(env, "Expected stop to have at least one entry");
-    stop = s.Data();
+
+// Everything a run needs besides the network's arrays, type-erased over (weight dtype, input type).
+class AnyTrainer {
+ public:
+  virtual ~AnyTrainer() = default;
+  virtual std::size_t epoch(void* const* weights, void* const* prevDelta, const int32_t* order, std::size_t n,
+                            std::size_t minibatches, const mlp::StepParams& params, double* costs,
+                            const int32_t* stop) = 0;
+  virtual double costAndGradient(void* const* weights, const int32_t* order, std::size_t n, double l1, double l2,
+                                 void* const* grads) = 0;
+  virtual void outputLogits(void* const* weights, void* out) = 0;
+  virtual bool sparse() const = 0;
+};
+
+template <typename T, typename X>
+class TrainerOf final : public AnyTrainer {
+ public:
+  TrainerOf(std::vector<int32_t> sizes, const InputArgs& in, const int32_t* labels, unsigned threads, bool compress)
+      : impl_(std::move(sizes), mlp::Input<X>{static_cast<const X*>(in.data), in.rows, in.cols}, labels, threads,
+              mlp::activeIsa(), compress) {}
+  std::size_t epoch(void* const* weights, void* const* prevDelta, const int32_t* order, std::size_t n,
+                    std::size_t minibatches, const mlp::StepParams& params, double* costs,
+                    const int32_t* stop) override {
+    return impl_.epoch(reinterpret_cast<T* const*>(weights), reinterpret_cast<T* const*>(prevDelta), order, n,
+                       minibatches, params, costs, stop);
   }
-  std::size_t done = 0;
-  withInput(in, [&](const auto& x) {
-    done = mlp::trainEpoch(net.view(), x, labels, order.Data(), n, minibatches, params, costs.Data() + costOffset, stop);
-  });
-  return Napi::Number::New(env, static_cast<double>(done));
+  double costAndGradient(void* const* weights, const int32_t* order, std::size_t n, double l1, double l2,
+                         void* const* grads) override {
+    return impl_.costAndGradient(reinterpret_cast<T* const*>(weights), order, n, l1, l2,
+                                 reinterpret_cast<T* const*>(grads));
+  }
+  void outputLogits(void* const* weights, void* out) override {
+    impl_.outputLogits(reinterpret_cast<T* const*>(weights), static_cast<T*>(out));
+  }
+  bool sparse() const override { return impl_.sparse(); }
+
+ private:
+  mlp::Trainer<T, X> impl_;
+};
+
+template <typename T>
+std::unique_ptr<AnyTrainer> makeTrainer(std::vector<int32_t> sizes, const InputArgs& in, const int32_t* labels,
+                                        unsigned threads, bool compress) {
+  switch (in.type) {
+    case napi_float64_array:
+      return std::make_unique<TrainerOf<T, double>>(std::move(sizes), in, labels, threads, compress);
+    case napi_float32_array:
+      return std::make_unique<TrainerOf<T, float>>(std::move(sizes), in, labels, threads, compress);
+    default:
+      return std::make_unique<TrainerOf<T, uint8_t>>(std::move(sizes), in, labels, threads, compress);
+  }
 }
 
-// outputLogits(net, x, out)
 template <typename T>
-Napi::Value outputLogitsTyped(const Napi::CallbackInfo& info) {
+std::vector<void*> erase(const std::vector<T*>& v) {
+  return std::vector<void*>(v.begin(), v.end());
+}
+
+bool isFloat32Net(Napi::Env env, Napi::Value net) {
+  if (!net.IsObject()) throwType(env, "net", "an object { sizes, weights, prevDelta }");
+  Napi::Value weights = net.As<Napi::Object>().Get("weights");
+  if (!weights.IsArray() || weights.As<Napi::Array>().Length() < 1) throwType(env, "net.weights", "a non-empty array");
+  Napi::Value first = weights.As<Napi::Array>().Get(static_cast<uint32_t>(0));
+  return first.IsTypedArray() && first.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
+}
+
+unsigned threadsArg(Napi::Env env, Napi::Value v) { return static_cast<unsigned>(sizeArg(env, v, "threads", 1, 1024)); }
+
+// A training run over one data set: new Trainer(net, x, labels, threads). It compresses the input
+// once and keeps its buffers and threads across epochs. It holds references to x.data and labels,
+// and checks before every epoch that they are still the arrays it was built on.
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Trainer",
+                       {InstanceMethod<&TrainerWrap::Epoch>("epoch"), InstanceAccessor<&TrainerWrap::Sparse>("sparse")});
+  }
+
+  explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+    Napi::Env env = info.Env();
+    try {
+      float32_ = isFloat32Net(env, info[0]);
+      std::vector<int32_t> sizes = sizesArg(env, info[0].As<Napi::Object>().Get("sizes"));
+      const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
+      const int32_t* labels = labelsArg(env, info[2], in.rows, sizes.back());
+      const unsigned threads = threadsArg(env, info[3]);
+      sizes_ = sizes;
+      rows_ = in.rows;
+      data_ = in.data;
+      labels_ = labels;
+      dataRef_ = Napi::Persistent(info[1].As<Napi::Object>().Get("data").As<Napi::Object>());
+      labelsRef_ = Napi::Persistent(info[2].As<Napi::Object>());
+      impl_ = float32_ ? makeTrainer<float>(sizes, in, labels, threads, true)
+                       : makeTrainer<double>(sizes, in, labels, threads, true);
+    } catch (const std::bad_alloc&) {
+      throw Napi::RangeError::New(env, "Out of memory while preparing the training data");
+    }
+  }
+
+ private:
+  // epoch(net, order, params, costs, costOffset, stop?) -> minibatches completed
+  Napi::Value Epoch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkInputsUnchanged(env);
+    if (isFloat32Net(env, info[0]) != float32_) throwType(env, "net.weights", float32_ ? "Float32Arrays" : "Float64Arrays");
+    Napi::Object netObj = info[0].As<Napi::Object>();
+    if (sizesArg(env, netObj.Get("sizes")) != sizes_) throwRange(env, "Expected net.sizes to match the trainer's network");
+    std::vector<void*> weights, prevDelta;
+    if (float32_) {
+      weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes_));
+      prevDelta = erase(matrices<float>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
+    } else {
+      weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes_));
+      prevDelta = erase(matrices<double>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
+    }
+    auto order = orderArg(env, info[1], rows_);
+    const std::size_t n = order.ElementLength();
+    if (!info[2].IsObject()) throwType(env, "params", "an object");
+    Napi::Object p = info[2].As<Napi::Object>();
+    const mlp::StepParams params{finiteArg(env, p.Get("eta"), "params.eta"), finiteArg(env, p.Get("alpha"), "params.alpha"),
+                                 finiteArg(env, p.Get("l1"), "params.l1"), finiteArg(env, p.Get("l2"), "params.l2")};
+    const std::size_t minibatches = sizeArg(env, p.Get("minibatches"), "params.minibatches", 1, n);
+    auto costs = typedArrayOf<double>(env, info[3], "costs", napi_float64_array, "Float64Array");
+    const std::size_t costOffset = sizeArg(env, info[4], "costOffset", 0, costs.ElementLength());
+    if (costs.ElementLength() - costOffset < minibatches) throwRange(env, "Expected room for one cost per minibatch in costs");
+    const int32_t* stop = nullptr;
+    if (!info[5].IsUndefined() && !info[5].IsNull()) {
+      auto s = typedArrayOf<int32_t>(env, info[5], "stop", napi_int32_array, "Int32Array");
+      if (s.ElementLength() < 1) throwRange(env, "Expected stop to have at least one entry");
+      stop = s.Data();
+    }
+    std::size_t done = 0;
+    try {
+      done = impl_->epoch(weights.data(), prevDelta.data(), order.Data(), n, minibatches, params,
+                          costs.Data() + costOffset, stop);
+    } catch (const std::bad_alloc&) {
+      throw Napi::RangeError::New(env, "Out of memory for the minibatch buffers");
+    }
+    return Napi::Number::New(env, static_cast<double>(done));
+  }
+
+  Napi::Value Sparse(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), impl_->sparse()); }
+
+  void checkInputsUnchanged(Napi::Env env) {
+    Napi::TypedArray data = dataRef_.Value().As<Napi::TypedArray>();
+    Napi::TypedArray labels = labelsRef_.Value().As<Napi::TypedArray>();
+    const void* ptr = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+    if (ptr != data_ || data.ElementLength() != rows_ * static_cast<std::size_t>(sizes_.front()) ||
+        labels.ElementLength() != rows_ || labels.As<Napi::TypedArrayOf<int32_t>>().Data() != labels_)
+      throw Napi::Error::New(env, "The training data was detached or resized while the trainer was using it");
+  }
+
+  bool float32_ = false;
+  std::vector<int32_t> sizes_;
+  std::size_t rows_ = 0;
+  const void* data_ = nullptr;
+  const int32_t* labels_ = nullptr;
+  Napi::ObjectReference dataRef_, labelsRef_;
+  std::unique_ptr<AnyTrainer> impl_;
+};
+
+// outputLogits(net, x, out, threads)
+Napi::Value OutputLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const NetArgs<T> net = netArgs<T>(env, info[0].As<Napi::Object>(), false);
-  const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(net.sizes.front()));
-  auto out = typedArrayOf<T>(env, info[2], "out", floatType(T()), floatName(T()));
-  if (out.ElementLength() != in.rows * static_cast<std::size_t>(net.sizes.back()))
-    throwRange(env, "Expected out to have x.rows * nOutput elements");
-  withInput(in, [&](const auto& x) { mlp::outputLogits(net.view(), x, out.Data()); });
+  try {
+    const bool f32 = isFloat32Net(env, info[0]);
+    Napi::Object netObj = info[0].As<Napi::Object>();
+    std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
+    const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
+    const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes.back());
+    const unsigned threads = threadsArg(env, info[3]);
+    // A single thread for small batches: starting threads would cost more than it saves.
+    const unsigned useThreads = in.rows >= 512 ? threads : 1;
+    if (f32) {
+      auto weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
+      auto out = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array");
+      if (out.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+      makeTrainer<float>(sizes, in, nullptr, useThreads, false)->outputLogits(weights.data(), out.Data());
+    } else {
+      auto weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
+      auto out = typedArrayOf<double>(env, info[2], "out", napi_float64_array, "Float64Array");
+      if (out.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+      makeTrainer<double>(sizes, in, nullptr, useThreads, false)->outputLogits(weights.data(), out.Data());
+    }
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(env, "Out of memory for the prediction buffers");
+  }
   return env.Undefined();
 }
 
 // costAndGradient(net, x, labels, order, l1, l2, grads) -> cost
-template <typename T>
-Napi::Value costAndGradientTyped(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const NetArgs<T> net = netArgs<T>(env, info[0].As<Napi::Object>(), false);
-  const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(net.sizes.front()));
-  const int32_t* labels = labelsArg(env, info[2], in.rows, net.sizes.back());
-  auto order = orderArg(env, info[3], in.rows);
-  const double l1 = finiteArg(env, info[4], "l1");
-  const double l2 = finiteArg(env, info[5], "l2");
-  const std::vector<T*> grads = matrices<T>(env, info[6], "grads", net.sizes);
-  double cost = 0;
-  withInput(in, [&](const auto& x) {
-    cost = mlp::costAndGradient(net.view(), x, labels, order.Data(), order.ElementLength(), l1, l2, grads.data());
-  });
-  return Napi::Number::New(env, cost);
-}
-
-// Dispatch on the dtype of net.weights[0].
-template <Napi::Value (*F64)(const Napi::CallbackInfo&), Napi::Value (*F32)(const Napi::CallbackInfo&)>
-Napi::Value byDtype(const Napi::CallbackInfo& info) {
+Napi::Value CostAndGradient(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    if (!info[0].IsObject()) throwType(env, "net", "an object { sizes, weights, prevDelta }");
-    Napi::Value weights = info[0].As<Napi::Object>().Get("weights");
-    if (!weights.IsArray() || weights.As<Napi::Array>().Length() < 1) throwType(env, "net.weights", "a non-empty array");
-    Napi::Value first = weights.As<Napi::Array>().Get(static_cast<uint32_t>(0));
-    if (first.IsTypedArray() && first.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) return F32(info);
-    return F64(info);
+    const bool f32 = isFloat32Net(env, info[0]);
+    Napi::Object netObj = info[0].As<Napi::Object>();
+    std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
+    const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
+    const int32_t* labels = labelsArg(env, info[2], in.rows, sizes.back());
+    auto order = orderArg(env, info[3], in.rows);
+    const double l1 = finiteArg(env, info[4], "l1");
+    const double l2 = finiteArg(env, info[5], "l2");
+    double cost;
+    if (f32) {
+      auto weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
+      auto grads = erase(matrices<float>(env, info[6], "grads", sizes));
+      cost = makeTrainer<float>(sizes, in, labels, 1, false)
+                 ->costAndGradient(weights.data(), order.Data(), order.ElementLength(), l1, l2, grads.data());
+    } else {
+      auto weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
+      auto grads = erase(matrices<double>(env, info[6], "grads", sizes));
+      cost = makeTrainer<double>(sizes, in, labels, 1, false)
+                 ->costAndGradient(weights.data(), order.Data(), order.ElementLength(), l1, l2, grads.data());
+    }
+    return Napi::Number::New(env, cost);
   } catch (const std::bad_alloc&) {
-    throw Napi::RangeError::New(env, "Out of memory for the network's buffers");
+    throw Napi::RangeError::New(env, "Out of memory for the gradient buffers");
   }
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("trainEpoch", Napi::Function::New(env, byDtype<trainEpochTyped<double>, trainEpochTyped<float>>, "trainEpoch"));
-  exports.Set("outputLogits", Napi::Function::New(env, byDtype<outputLogitsTyped<double>, outputLogitsTyped<float>>, "outputLogits"));
-  exports.Set("costAndGradient",
-              Napi::Function::New(env, byDtype<costAndGradientTyped<double>, costAndGradientTyped<float>>, "costAndGradient"));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("Trainer", TrainerWrap::Define(env));
+  exports.Set("outputLogits", Napi::Function::New<OutputLogits>(env, "outputLogits"));
+  exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));
+  exports.Set("isa", Napi::String::New(env, mlp::isaName(mlp::activeIsa())));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

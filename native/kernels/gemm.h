@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "simd.h"
+
 namespace mlp {
 
 // Element (r, c) of a strided matrix lives at data[row(r) * rowStride + c * colStride], where
@@ -89,33 +91,10 @@ void packB(const Operand<E>& b, std::size_t p0, std::size_t kc, std::size_t j0, 
   }
 }
 
-// C tile (mr_cur x nr_cur) = (accumulate ? C : 0) + packedA panel . packedB panel.
-template <typename T>
-void microKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr_cur,
-                 std::size_t nr_cur, bool accumulate) {
-  constexpr std::size_t MR = Blocking<T>::MR, NR = Blocking<T>::NR;
-  T acc[MR][NR] = {};
-  for (std::size_t p = 0; p < kc; ++p) {
-    const T* bp = pb + p * NR;
-    for (std::size_t i = 0; i < MR; ++i) {
-      const T av = pa[p * MR + i];
-      for (std::size_t j = 0; j < NR; ++j) acc[i][j] += av * bp[j];
-    }
-  }
-  for (std::size_t i = 0; i < mr_cur; ++i) {
-    T* crow = c + i * ldc;
-    if (accumulate) {
-      for (std::size_t j = 0; j < nr_cur; ++j) crow[j] += acc[i][j];
-    } else {
-      for (std::size_t j = 0; j < nr_cur; ++j) crow[j] = acc[i][j];
-    }
-  }
-}
-
 // C (M x N, row stride ldc) = (accumulate ? C : 0) + A (M x K) . B (K x N).
 // With accumulate false C is only written, never read (beta = 0).
 template <typename T, typename EA, typename EB>
-void gemm(std::size_t M, std::size_t N, std::size_t K, const Operand<EA>& a, const Operand<EB>& b, T* c,
+void gemm(Isa isa, std::size_t M, std::size_t N, std::size_t K, const Operand<EA>& a, const Operand<EB>& b, T* c,
           std::size_t ldc, bool accumulate, GemmBuffers<T>& buf) {
   using B = Blocking<T>;
   if (M == 0 || N == 0) return;
@@ -144,7 +123,7 @@ void gemm(std::size_t M, std::size_t N, std::size_t K, const Operand<EA>& a, con
           for (std::size_t ir = 0; ir < mc_cur; ir += B::MR) {
             const std::size_t mr_cur = std::min(B::MR, mc_cur - ir);
             const T* pa = buf.packedA.data() + (ir / B::MR) * B::MR * kc_cur;
-            microKernel<T>(kc_cur, pa, pb, c + (ic + ir) * ldc + jc + jr, ldc, mr_cur, nr_cur, acc);
+            gemmMicroKernel<T>(isa, kc_cur, pa, pb, c + (ic + ir) * ldc + jc + jr, ldc, mr_cur, nr_cur, acc);
           }
         }
       }
