@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
-import type { Backend, Dtype, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
+import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
 import { RandomState } from './random.js';
 import { type DecodedModel, type ModelJSON, type TrainingInfo, FORMAT_TAG, FORMAT_VERSION, parseModel, decodeModel } from './format.js';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -188,10 +188,11 @@ function resolveOptions(options: unknown): ResolvedOptions {
   };
 }
 
-function checkFitOptions(name: string, value: unknown): FitOptions {
+function checkFitOptions(name: string, value: unknown, allowSignal: boolean): FitOptions {
   if (value === undefined) return {};
-  if (!isPlainObject(value)) throw invalidType(name, 'an object { onEpoch?, signal? }', value);
-  checkKnownKeys(name, value, ['onEpoch', 'signal']);
+  const known = allowSignal ? ['onEpoch', 'signal'] : ['onEpoch'];
+  if (!isPlainObject(value)) throw invalidType(name, `an object { ${known.map((k) => `${k}?`).join(', ')} }`, value);
+  checkKnownKeys(name, value, known);
   if (value.onEpoch !== undefined && typeof value.onEpoch !== 'function') {
     throw invalidType(`${name}.onEpoch`, 'a function', value.onEpoch);
   }
@@ -223,11 +224,15 @@ function abortError(signal: AbortSignal): Error {
 interface FitPlan {
   x: Matrix<InputArray>;
   labels: Int32Array;
-  rates: Float64Array;
+  epochs: number;
+  /** Costs of this run's minibatches; `costCount` of them are filled. */
   costs: Float64Array;
+  costCount: number;
   order: Int32Array;
+  /** Set to 1 to stop after the current minibatch (shared with the native worker thread). */
   stop: Int32Array;
   runner: EpochRunner;
+  started: number;
 }
 
 /**
@@ -249,6 +254,12 @@ export class NeuralNetMLP {
   #costs: Float64Array = new Float64Array(0);
   #busy = false;
   #training: TrainingInfo = {};
+  /** Epochs trained since the last `fit` began (drives the learning-rate schedule). */
+  #epochsDone = 0;
+  /** The learning rate of the last epoch (the compounding schedule's state). */
+  #eta = 0;
+  /** While an asynchronous fit runs: the weights of its last completed epoch, for predict. */
+  #snapshot: FloatArray[] | null = null;
 
   /**
    * Builds the network and draws its initial weights, uniform in [-1, 1), layer by layer.
@@ -292,14 +303,19 @@ export class NeuralNetMLP {
    * `rows = units` and `cols = inputs + 1` with the bias in column 0 (`w1`, `w2`, ...).
    */
   get weights(): WeightMatrix[] {
-    return this.#net.weights.map((w, l) => ({
+    return this.#stableWeights().map((w, l) => ({
       data: w.slice(),
       rows: this.#net.sizes[l + 1],
       cols: this.#net.sizes[l] + 1,
     }));
   }
 
-  #plan(X: MatrixLike, y: LabelsLike): FitPlan {
+  /** The weights to read: during an asynchronous fit, those of its last completed epoch. */
+  #stableWeights(): FloatArray[] {
+    return this.#snapshot ?? this.#net.weights;
+  }
+
+  #plan(X: MatrixLike, y: LabelsLike, epochs: number): FitPlan {
     const o = this.options;
     const x = toMatrix('X', X, o.nFeatures);
     const labels = toLabels('y', y, x.rows, o.nOutput);
@@ -311,42 +327,105 @@ export class NeuralNetMLP {
     return {
       x,
       labels,
-      rates: learningRates(o.eta, o.decreaseConst, o.epochs, o.etaSchedule),
-      costs: new Float64Array(o.epochs * o.minibatches),
+      epochs,
+      costs: new Float64Array(epochs * o.minibatches),
+      costCount: 0,
       order,
-      stop: new Int32Array(1),
+      stop: new Int32Array(new SharedArrayBuffer(4)),
       runner: this.#backend.createRunner(this.#net, x, labels, o.threads),
+      started: performance.now(),
     };
   }
 
-  /** Starts a fit: momentum starts from zero, costs from empty (as the seed's `fit`). */
-  #begin(): void {
+  /** Claims the model for a training run; `reset` starts afresh like the seed's `fit`. */
+  #begin(reset: boolean): void {
     if (this.#busy) throw stateError('ERR_BUSY', 'This model is already being trained; wait for the running fit to finish');
     this.#busy = true;
-    for (const p of this.#net.prevDelta) p.fill(0);
-    this.#costs = new Float64Array(0);
+    if (reset) {
+      for (const p of this.#net.prevDelta) p.fill(0);
+      this.#epochsDone = 0;
+      this.#eta = this.options.eta;
+      this.#costs = new Float64Array(0);
+    }
   }
 
-  /** Runs epoch `i`: shuffles (composing permutations like the seed), then the minibatch steps. */
-  #epoch(plan: FitPlan, i: number): number {
+  /** Prepares epoch `k` of the plan: shuffles (composing permutations like the seed) and sets the learning rate. */
+  #epochParams(plan: FitPlan): EpochParams {
     const o = this.options;
     if (o.shuffle) {
       const perm = this.#rng.permutation(plan.order.length);
       const prev = plan.order.slice();
       for (let k = 0; k < perm.length; k++) plan.order[k] = prev[perm[k]];
     }
-    const params = { eta: plan.rates[i], alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };
-    return plan.runner.epoch(this.#net, plan.order, params, plan.costs, i * o.minibatches, plan.stop);
+    const i = this.#epochsDone;
+    this.#eta = o.etaSchedule === 'compounding' ? this.#eta / (1 + o.decreaseConst * i) : o.eta / (1 + o.decreaseConst * i);
+    return { eta: this.#eta, alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };
   }
 
-  #report(plan: FitPlan, i: number, started: number, onEpoch?: (info: EpochInfo) => void): void {
+  /** Records an epoch's outcome (`done` minibatches of it completed) and reports it. */
+  #afterEpoch(plan: FitPlan, done: number, onEpoch?: (info: EpochInfo) => void): void {
     const m = this.options.minibatches;
-    this.#costs = plan.costs.subarray(0, (i + 1) * m);
-    this.#training = { samples: plan.x.rows, epochs: i + 1, finalCost: plan.costs[(i + 1) * m - 1] };
+    const first = plan.costCount;
+    plan.costCount += done;
+    const costs = new Float64Array(this.#costs.length + done);
+    costs.set(this.#costs);
+    costs.set(plan.costs.subarray(first, first + done), this.#costs.length);
+    this.#costs = costs;
+    if (done < m) return;
+    this.#epochsDone++;
+    this.#training = { samples: plan.x.rows, epochs: this.#epochsDone, finalCost: costs[costs.length - 1] };
     if (!onEpoch) return;
     let sum = 0;
-    for (let b = i * m; b < (i + 1) * m; b++) sum += plan.costs[b];
-    onEpoch({ epoch: i + 1, epochs: this.options.epochs, cost: sum / m, eta: plan.rates[i], elapsedMs: performance.now() - started });
+    for (let b = first; b < first + m; b++) sum += plan.costs[b];
+    onEpoch({
+      epoch: first / m + 1,
+      epochs: plan.epochs,
+      cost: sum / m,
+      eta: this.#eta,
+      elapsedMs: performance.now() - plan.started,
+    });
+  }
+
+  #runSync(plan: FitPlan, onEpoch?: (info: EpochInfo) => void): void {
+    try {
+      for (let k = 0; k < plan.epochs; k++) {
+        const params = this.#epochParams(plan);
+        const done = plan.runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, plan.stop);
+        this.#afterEpoch(plan, done, onEpoch);
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #runAsync(plan: FitPlan, onEpoch?: (info: EpochInfo) => void, signal?: AbortSignal): Promise<void> {
+    const stop = plan.stop;
+    const onAbort = () => Atomics.store(stop, 0, 1);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // predict() during the run answers from this copy of the last completed epoch's weights.
+    this.#snapshot = this.#net.weights.map((w) => w.slice());
+    try {
+      for (let k = 0; k < plan.epochs; k++) {
+        if (signal?.aborted) throw abortError(signal);
+        const params = this.#epochParams(plan);
+        let done: number;
+        if (plan.runner.epochAsync) {
+          done = await plan.runner.epochAsync(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
+        } else {
+          // The TypeScript backend runs on this thread: yield to the event loop between epochs.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (signal?.aborted) throw abortError(signal);
+          done = plan.runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
+        }
+        this.#afterEpoch(plan, done, onEpoch);
+        this.#snapshot.forEach((s, l) => s.set(this.#net.weights[l]));
+        if (done < this.options.minibatches && signal?.aborted) throw abortError(signal);
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#snapshot = null;
+      this.#busy = false;
+    }
   }
 
   /**
@@ -357,42 +436,44 @@ export class NeuralNetMLP {
    * @throws TypeError / RangeError naming the offending argument.
    */
   fitSync(X: MatrixLike, y: LabelsLike, options?: Omit<FitOptions, 'signal'>): this {
-    const { onEpoch } = checkFitOptions('options', options);
-    const plan = this.#plan(X, y);
-    this.#begin();
-    try {
-      const started = performance.now();
-      for (let i = 0; i < this.options.epochs; i++) {
-        this.#epoch(plan, i);
-        this.#report(plan, i, started, onEpoch);
-      }
-    } finally {
-      this.#busy = false;
-    }
+    const { onEpoch } = checkFitOptions('options', options, false);
+    const plan = this.#plan(X, y, this.options.epochs);
+    this.#begin(true);
+    this.#runSync(plan, onEpoch);
     return this;
   }
 
   /**
-   * Learns the weights like {@link NeuralNetMLP.fitSync}, yielding to the event loop between
-   * epochs, reporting progress through `onEpoch` and stopping when `signal` aborts (the model then
-   * keeps the weights of the last completed epoch and the promise rejects with an `AbortError`).
+   * Learns the weights like {@link NeuralNetMLP.fitSync} without blocking the event loop: on the
+   * native backend every epoch runs on a worker thread; on the TypeScript backend epochs run on
+   * this thread with a yield to the event loop between them. `onEpoch` reports progress after
+   * every epoch. When `signal` aborts, training stops after the current minibatch; the model keeps
+   * the weights of the last completed minibatch and the promise rejects with an `AbortError`.
+   * While it runs, `predict` answers from the weights of the last completed epoch, and another
+   * `fit` rejects with `ERR_BUSY`.
    */
   async fit(X: MatrixLike, y: LabelsLike, options?: FitOptions): Promise<this> {
-    const { onEpoch, signal } = checkFitOptions('options', options);
-    const plan = this.#plan(X, y);
+    const { onEpoch, signal } = checkFitOptions('options', options, true);
+    const plan = this.#plan(X, y, this.options.epochs);
     if (signal?.aborted) throw abortError(signal);
-    this.#begin();
-    try {
-      const started = performance.now();
-      for (let i = 0; i < this.options.epochs; i++) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        if (signal?.aborted) throw abortError(signal);
-        this.#epoch(plan, i);
-        this.#report(plan, i, started, onEpoch);
-      }
-    } finally {
-      this.#busy = false;
-    }
+    this.#begin(true);
+    await this.#runAsync(plan, onEpoch, signal);
+    return this;
+  }
+
+  /**
+   * Continues training on `X`, `y` from where the model is: its weights, momentum, learning rate
+   * (the schedule goes on from the epochs already done) and random stream. Costs are appended to
+   * {@link NeuralNetMLP.costs}. Runs `options.epochs` epochs (default 1) off the event loop like `fit`.
+   */
+  async partialFit(X: MatrixLike, y: LabelsLike, options?: FitOptions & { epochs?: number }): Promise<this> {
+    const { epochs = 1, ...rest } = (isPlainObject(options) ? options : {}) as FitOptions & { epochs?: number };
+    if (options !== undefined && !isPlainObject(options)) throw invalidType('options', 'an object { epochs?, onEpoch?, signal? }', options);
+    const { onEpoch, signal } = checkFitOptions('options', rest, true);
+    const plan = this.#plan(X, y, integerIn('options.epochs', epochs, 1));
+    if (signal?.aborted) throw abortError(signal);
+    this.#begin(false);
+    await this.#runAsync(plan, onEpoch, signal);
     return this;
   }
 
@@ -430,7 +511,8 @@ export class NeuralNetMLP {
     const x = toMatrix('X', X, this.options.nFeatures);
     const nOut = this.options.nOutput;
     const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
-    this.#backend.outputLogits(this.#net, x, data, this.options.threads);
+    const net = { sizes: this.#net.sizes, weights: this.#stableWeights(), prevDelta: [] };
+    this.#backend.outputLogits(net, x, data, this.options.threads);
     return { data, rows: x.rows, cols: nOut };
   }
 
@@ -446,8 +528,8 @@ export class NeuralNetMLP {
     const labels = toLabels('y', y, x.rows, this.options.nOutput);
     const net: NetState = {
       sizes: this.#net.sizes,
-      weights: this.#net.weights.map((w) => Float64Array.from(w)),
-      prevDelta: this.#net.weights.map((w) => new Float64Array(w.length)),
+      weights: this.#stableWeights().map((w) => Float64Array.from(w)),
+      prevDelta: [],
     };
     const order = new Int32Array(x.rows);
     for (let i = 0; i < order.length; i++) order[i] = i;
@@ -550,7 +632,7 @@ export class NeuralNetMLP {
     const labels = toLabels('y', y, x.rows, this.options.nOutput);
     const net: NetState = {
       sizes: this.#net.sizes,
-      weights: this.#net.weights.map((w) => Float64Array.from(w)),
+      weights: this.#stableWeights().map((w) => Float64Array.from(w)),
       prevDelta: [],
     };
     const order = new Int32Array(x.rows);

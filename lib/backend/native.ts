@@ -12,6 +12,14 @@ import type { Backend, EpochParams, FloatArray, Matrix, NetState } from './types
 interface NativeTrainer {
   readonly sparse: boolean;
   epoch(net: NetState, order: Int32Array, params: EpochParams, costs: Float64Array, costOffset: number, stop?: Int32Array): number;
+  epochAsync(
+    net: NetState,
+    order: Int32Array,
+    params: EpochParams,
+    costs: Float64Array,
+    costOffset: number,
+    stop?: Int32Array,
+  ): Promise<number>;
 }
 
 /** The functions the addon exports (see native/binding/addon.cpp). */

@@ -58,6 +58,19 @@ export interface EpochRunner {
    * @returns the number of minibatches completed.
    */
   epoch(net: NetState, order: Int32Array, params: EpochParams, costs: Float64Array, costOffset: number, stop?: Int32Array): number;
+  /**
+   * The same epoch off the main thread, when the backend can (the native one: an N-API async
+   * worker). Until the promise settles nothing may read or write `net`, `order` or `costs`;
+   * `stop` may be set (with `Atomics.store`) to end it after the current minibatch.
+   */
+  epochAsync?(
+    net: NetState,
+    order: Int32Array,
+    params: EpochParams,
+    costs: Float64Array,
+    costOffset: number,
+    stop?: Int32Array,
+  ): Promise<number>;
 }
 
 /** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */

@@ -222,7 +222,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Trainer",
-                       {InstanceMethod<&TrainerWrap::Epoch>("epoch"), InstanceAccessor<&TrainerWrap::Sparse>("sparse")});
+                       {InstanceMethod<&TrainerWrap::Epoch>("epoch"), InstanceMethod<&TrainerWrap::EpochAsync>("epochAsync"),
+                        InstanceAccessor<&TrainerWrap::Sparse>("sparse")});
   }
 
   explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
@@ -247,45 +248,118 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
  private:
-  // epoch(net, order, params, costs, costOffset, stop?) -> minibatches completed
-  Napi::Value Epoch(const Napi::CallbackInfo& info) {
+  // The checked arguments of one epoch, and references that keep their arrays alive while an
+  // asynchronous epoch runs on a worker thread.
+  struct EpochCall {
+    std::vector<void*> weights, prevDelta;
+    const int32_t* order = nullptr;
+    std::size_t n = 0;
+    std::size_t minibatches = 0;
+    mlp::StepParams params{};
+    double* costs = nullptr;
+    const int32_t* stop = nullptr;
+    std::vector<Napi::ObjectReference> keepAlive;
+  };
+
+  EpochCall parseEpoch(const Napi::CallbackInfo& info, bool keepAlive) {
     Napi::Env env = info.Env();
+    if (running_) throw Napi::Error::New(env, "This trainer is already running an epoch");
     checkInputsUnchanged(env);
     if (isFloat32Net(env, info[0]) != float32_) throwType(env, "net.weights", float32_ ? "Float32Arrays" : "Float64Arrays");
     Napi::Object netObj = info[0].As<Napi::Object>();
     if (sizesArg(env, netObj.Get("sizes")) != sizes_) throwRange(env, "Expected net.sizes to match the trainer's network");
-    std::vector<void*> weights, prevDelta;
+    EpochCall call;
     if (float32_) {
-      weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes_));
-      prevDelta = erase(matrices<float>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
+      call.weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes_));
+      call.prevDelta = erase(matrices<float>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
     } else {
-      weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes_));
-      prevDelta = erase(matrices<double>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
+      call.weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes_));
+      call.prevDelta = erase(matrices<double>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
     }
     auto order = orderArg(env, info[1], rows_);
-    const std::size_t n = order.ElementLength();
+    call.order = order.Data();
+    call.n = order.ElementLength();
     if (!info[2].IsObject()) throwType(env, "params", "an object");
     Napi::Object p = info[2].As<Napi::Object>();
-    const mlp::StepParams params{finiteArg(env, p.Get("eta"), "params.eta"), finiteArg(env, p.Get("alpha"), "params.alpha"),
-                                 finiteArg(env, p.Get("l1"), "params.l1"), finiteArg(env, p.Get("l2"), "params.l2")};
-    const std::size_t minibatches = sizeArg(env, p.Get("minibatches"), "params.minibatches", 1, n);
+    call.params = mlp::StepParams{finiteArg(env, p.Get("eta"), "params.eta"), finiteArg(env, p.Get("alpha"), "params.alpha"),
+                                  finiteArg(env, p.Get("l1"), "params.l1"), finiteArg(env, p.Get("l2"), "params.l2")};
+    call.minibatches = sizeArg(env, p.Get("minibatches"), "params.minibatches", 1, call.n);
     auto costs = typedArrayOf<double>(env, info[3], "costs", napi_float64_array, "Float64Array");
     const std::size_t costOffset = sizeArg(env, info[4], "costOffset", 0, costs.ElementLength());
-    if (costs.ElementLength() - costOffset < minibatches) throwRange(env, "Expected room for one cost per minibatch in costs");
-    const int32_t* stop = nullptr;
+    if (costs.ElementLength() - costOffset < call.minibatches) throwRange(env, "Expected room for one cost per minibatch in costs");
+    call.costs = costs.Data() + costOffset;
     if (!info[5].IsUndefined() && !info[5].IsNull()) {
       auto s = typedArrayOf<int32_t>(env, info[5], "stop", napi_int32_array, "Int32Array");
       if (s.ElementLength() < 1) throwRange(env, "Expected stop to have at least one entry");
-      stop = s.Data();
+      call.stop = s.Data();
+      if (keepAlive) call.keepAlive.push_back(Napi::Persistent(info[5].As<Napi::Object>()));
     }
+    if (keepAlive) {
+      // The network object holds the weight arrays; order and costs are separate arrays.
+      call.keepAlive.push_back(Napi::Persistent(netObj));
+      call.keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
+      call.keepAlive.push_back(Napi::Persistent(info[3].As<Napi::Object>()));
+      call.keepAlive.push_back(Napi::Persistent(Value()));
+    }
+    return call;
+  }
+
+  // epoch(net, order, params, costs, costOffset, stop?) -> minibatches completed
+  Napi::Value Epoch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    EpochCall call = parseEpoch(info, false);
     std::size_t done = 0;
     try {
-      done = impl_->epoch(weights.data(), prevDelta.data(), order.Data(), n, minibatches, params,
-                          costs.Data() + costOffset, stop);
+      done = impl_->epoch(call.weights.data(), call.prevDelta.data(), call.order, call.n, call.minibatches,
+                          call.params, call.costs, call.stop);
     } catch (const std::bad_alloc&) {
       throw Napi::RangeError::New(env, "Out of memory for the minibatch buffers");
     }
     return Napi::Number::New(env, static_cast<double>(done));
+  }
+
+  // The same on a worker thread: epochAsync(...) -> Promise<minibatches completed>. Until it
+  // settles, the caller must not touch the network's arrays (the model guarantees that).
+  class EpochWorker final : public Napi::AsyncWorker {
+   public:
+    EpochWorker(Napi::Env env, TrainerWrap* owner, EpochCall call)
+        : Napi::AsyncWorker(env, "neuralnet-mlp:epoch"), owner_(owner), call_(std::move(call)),
+          deferred_(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise promise() const { return deferred_.Promise(); }
+
+    void Execute() override {
+      try {
+        done_ = owner_->impl_->epoch(call_.weights.data(), call_.prevDelta.data(), call_.order, call_.n,
+                                     call_.minibatches, call_.params, call_.costs, call_.stop);
+      } catch (const std::bad_alloc&) {
+        SetError("Out of memory for the minibatch buffers");
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      owner_->running_ = false;
+      deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(done_)));
+    }
+    void OnError(const Napi::Error& error) override {
+      owner_->running_ = false;
+      deferred_.Reject(error.Value());
+    }
+
+   private:
+    TrainerWrap* owner_;
+    EpochCall call_;
+    Napi::Promise::Deferred deferred_;
+    std::size_t done_ = 0;
+  };
+
+  Napi::Value EpochAsync(const Napi::CallbackInfo& info) {
+    EpochCall call = parseEpoch(info, true);
+    auto* worker = new EpochWorker(info.Env(), this, std::move(call));  // napi owns it once queued
+    running_ = true;
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
   }
 
   Napi::Value Sparse(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), impl_->sparse()); }
@@ -300,6 +374,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   bool float32_ = false;
+  bool running_ = false;
   std::vector<int32_t> sizes_;
   std::size_t rows_ = 0;
   const void* data_ = nullptr;
