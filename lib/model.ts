@@ -220,6 +220,31 @@ function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error('The fit was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
+/** The output layer's activations from its pre-activations, in place. */
+function sigmoidInPlace(m: Matrix<FloatArray>): Matrix<FloatArray> {
+  const d = m.data;
+  for (let i = 0; i < d.length; i++) d[i] = 1 / (1 + Math.exp(-d[i]));
+  return m;
+}
+
+/** The index of each row's largest value (the first one on ties, like `np.argmax`). */
+function argmaxRows({ data, rows, cols }: Matrix<FloatArray>): Int32Array {
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    let bestValue = data[r * cols];
+    for (let c = 1; c < cols; c++) {
+      const v = data[r * cols + c];
+      if (v > bestValue) {
+        bestValue = v;
+        best = c;
+      }
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
 /** A training run prepared from validated arguments. */
 interface FitPlan {
   x: Matrix<InputArray>;
@@ -394,6 +419,7 @@ export class NeuralNetMLP {
         this.#afterEpoch(plan, done, onEpoch);
       }
     } finally {
+      plan.runner.dispose?.();
       this.#busy = false;
     }
   }
@@ -412,7 +438,6 @@ export class NeuralNetMLP {
         if (plan.runner.epochAsync) {
           done = await plan.runner.epochAsync(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
         } else {
-          // The TypeScript backend runs on this thread: yield to the event loop between epochs.
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (signal?.aborted) throw abortError(signal);
           done = plan.runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
@@ -423,6 +448,7 @@ export class NeuralNetMLP {
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      plan.runner.dispose?.();
       this.#snapshot = null;
       this.#busy = false;
     }
@@ -483,28 +509,36 @@ export class NeuralNetMLP {
    */
   predictProba(X: MatrixLike): Matrix<FloatArray> {
     const logits = this.#logits(X);
-    const d = logits.data;
-    for (let i = 0; i < d.length; i++) d[i] = 1 / (1 + Math.exp(-d[i]));
-    return logits;
+    return sigmoidInPlace(logits);
   }
 
   /** Class labels: the argmax of the output layer for every row of `X` (ties go to the lower label). */
   predict(X: MatrixLike): Int32Array {
-    const { data, rows, cols } = this.#logits(X);
-    const out = new Int32Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let best = 0;
-      let bestValue = data[r * cols];
-      for (let c = 1; c < cols; c++) {
-        const v = data[r * cols + c];
-        if (v > bestValue) {
-          bestValue = v;
-          best = c;
-        }
-      }
-      out[r] = best;
-    }
-    return out;
+    return argmaxRows(this.#logits(X));
+  }
+
+  /**
+   * {@link NeuralNetMLP.predict} off the main thread (native: an N-API async worker; TypeScript:
+   * a worker thread), for large batches. `X` must not change until the promise settles.
+   */
+  async predictAsync(X: MatrixLike): Promise<Int32Array> {
+    return argmaxRows(await this.#logitsAsync(X));
+  }
+
+  /** {@link NeuralNetMLP.predictProba} off the main thread, like {@link NeuralNetMLP.predictAsync}. */
+  async predictProbaAsync(X: MatrixLike): Promise<Matrix<FloatArray>> {
+    const logits = await this.#logitsAsync(X);
+    return sigmoidInPlace(logits);
+  }
+
+  async #logitsAsync(X: MatrixLike): Promise<Matrix<FloatArray>> {
+    const x = toMatrix('X', X, this.options.nFeatures);
+    const nOut = this.options.nOutput;
+    const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
+    // A private copy of the weights: a fit may update the model's own arrays meanwhile.
+    const net = { sizes: this.#net.sizes, weights: this.#stableWeights().map((w) => w.slice()), prevDelta: [] };
+    await this.#backend.outputLogitsAsync(net, x, data, this.options.threads);
+    return { data, rows: x.rows, cols: nOut };
   }
 
   #logits(X: MatrixLike): Matrix<FloatArray> {

@@ -10,7 +10,13 @@
  *   deltas[l] m x n_l    error terms (the seed's sigma3, sigma2, ...)
  *   grads[l]  n_l x (n_{l-1} + 1), bias in column 0, like the weights
  */
-import type { Backend, EpochParams, FloatArray, Matrix, NetState } from './types.js';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { stateError } from '../errors.js';
+import type { Backend, EpochParams, EpochRunner, FloatArray, Matrix, NetState } from './types.js';
+import type { WorkerReply, WorkerRequest, WorkerSetup } from './js-worker.js';
 
 type FloatCtor = Float64ArrayConstructor | Float32ArrayConstructor;
 
@@ -21,6 +27,8 @@ interface Workspace {
   deltas: FloatArray[];
   logits: FloatArray;
   grads: FloatArray[];
+  /** Layer 1's weights (forward) or gradient (backward), transposed: inputs x units. */
+  transposed: FloatArray;
 }
 
 const workspaces = new WeakMap<NetState, Workspace>();
@@ -44,6 +52,7 @@ function workspaceFor(net: NetState, rows: number): Workspace {
     deltas,
     logits: new ctor(rows * sizes[L]),
     grads: net.weights.map((w) => new ctor(w.length)),
+    transposed: new ctor(sizes[0] * sizes[1]),
   };
   workspaces.set(net, ws);
   return ws;
@@ -99,13 +108,35 @@ function affine(a: FloatArray, m: number, nIn: number, w: FloatArray, nOut: numb
   }
 }
 
+/**
+ * Layer 1's pre-activations, skipping zero inputs (most pixels are zero): `out[r, :] = w[:, 0] +
+ * sum over non-zero a[r, c] of a[r, c] * wT[c, :]`, with `wT` the weights transposed so each
+ * input's weights for all units are contiguous. Same sums, in the same order, as `affine`.
+ */
+function affineSkippingZeros(a: FloatArray, m: number, nIn: number, w: FloatArray, nOut: number, out: FloatArray, wT: FloatArray): void {
+  const stride = nIn + 1;
+  for (let o = 0; o < nOut; o++) for (let c = 0; c < nIn; c++) wT[c * nOut + o] = w[o * stride + 1 + c];
+  for (let r = 0; r < m; r++) {
+    const aOff = r * nIn;
+    const zOff = r * nOut;
+    for (let o = 0; o < nOut; o++) out[zOff + o] = w[o * stride];
+    for (let c = 0; c < nIn; c++) {
+      const v = a[aOff + c];
+      if (v === 0) continue;
+      const wOff = c * nOut;
+      for (let o = 0; o < nOut; o++) out[zOff + o] += v * wT[wOff + o];
+    }
+  }
+}
+
 /** Forward pass over `m` gathered rows; leaves activations in `ws.acts` and the last pre-activations in `ws.logits`. */
 function forward(net: NetState, ws: Workspace, m: number): void {
   const sizes = net.sizes;
   const L = sizes.length - 1;
   for (let l = 1; l <= L; l++) {
     const z = l === L ? ws.logits : ws.acts[l];
-    affine(ws.acts[l - 1], m, sizes[l - 1], net.weights[l - 1], sizes[l], z);
+    if (l === 1) affineSkippingZeros(ws.acts[0], m, sizes[0], net.weights[0], sizes[1], z, ws.transposed);
+    else affine(ws.acts[l - 1], m, sizes[l - 1], net.weights[l - 1], sizes[l], z);
     const a = ws.acts[l];
     const n = m * sizes[l];
     for (let i = 0; i < n; i++) a[i] = sigmoid(z[i]);
@@ -180,15 +211,33 @@ function minibatchGradient(
     const g = ws.grads[l - 1];
     const w = net.weights[l - 1];
     g.fill(0);
-    // grad = sigma^T . [1, a_prev]: a row of inputs scaled into each unit's gradient row.
-    for (let r = 0; r < m; r++) {
-      const aOff = r * nIn;
-      for (let o = 0; o < nUnits; o++) {
-        const dv = d[r * nUnits + o];
-        if (dv === 0) continue; // saturated units contribute nothing; common with raw pixels
-        const gOff = o * stride;
-        g[gOff] += dv;
-        for (let c = 0; c < nIn; c++) g[gOff + 1 + c] += dv * aPrev[aOff + c];
+    if (l === 1) {
+      // grad[:, 1:]^T accumulated input by input, skipping zero inputs, then transposed back.
+      const gT = ws.transposed;
+      gT.fill(0);
+      for (let r = 0; r < m; r++) {
+        const aOff = r * nIn;
+        const dOff = r * nUnits;
+        for (let o = 0; o < nUnits; o++) g[o * stride] += d[dOff + o];
+        for (let c = 0; c < nIn; c++) {
+          const v = aPrev[aOff + c];
+          if (v === 0) continue;
+          const gOff = c * nUnits;
+          for (let o = 0; o < nUnits; o++) gT[gOff + o] += v * d[dOff + o];
+        }
+      }
+      for (let o = 0; o < nUnits; o++) for (let c = 0; c < nIn; c++) g[o * stride + 1 + c] = gT[c * nUnits + o];
+    } else {
+      // grad = sigma^T . [1, a_prev]: a row of inputs scaled into each unit's gradient row.
+      for (let r = 0; r < m; r++) {
+        const aOff = r * nIn;
+        for (let o = 0; o < nUnits; o++) {
+          const dv = d[r * nUnits + o];
+          if (dv === 0) continue; // saturated units contribute nothing
+          const gOff = o * stride;
+          g[gOff] += dv;
+          for (let c = 0; c < nIn; c++) g[gOff + 1 + c] += dv * aPrev[aOff + c];
+        }
       }
     }
     if (l > 1) {
@@ -244,12 +293,79 @@ export function splitStart(n: number, parts: number, b: number): number {
 
 const PREDICT_CHUNK = 512;
 
+/** The compiled worker script (also when this module runs from TypeScript sources, e.g. in tests). */
+function workerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const script = here.endsWith('.ts') ? resolve(dirname(here), '..', '..', 'dist', 'backend', 'js-worker.js') : join(dirname(here), 'js-worker.js');
+  if (!existsSync(script)) {
+    throw stateError('ERR_NATIVE_UNAVAILABLE', `The TypeScript backend's worker script is missing (${script}); build the package with \`npm run build\``);
+  }
+  return script;
+}
+
+/** One worker thread and the request it is answering (requests are sent one at a time). */
+class WorkerClient {
+  readonly #worker: Worker;
+  #pending: { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void } | null = null;
+
+  constructor(setup: WorkerSetup) {
+    this.#worker = new Worker(workerScript(), { workerData: setup });
+    this.#worker.on('message', (reply: WorkerReply) => {
+      const pending = this.#pending;
+      this.#pending = null;
+      if (!pending) return;
+      if (reply.kind === 'error') pending.reject(Object.assign(new Error(reply.message), { name: reply.name }));
+      else pending.resolve(reply);
+    });
+    const fail = (error: Error) => {
+      const pending = this.#pending;
+      this.#pending = null;
+      pending?.reject(error);
+    };
+    this.#worker.on('error', fail);
+    this.#worker.on('exit', (code) => fail(new Error(`The TypeScript backend's worker stopped unexpectedly (exit code ${code})`)));
+  }
+
+  request(message: WorkerRequest): Promise<WorkerReply> {
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject };
+      this.#worker.postMessage(message);
+    });
+  }
+
+  terminate(): void {
+    this.#pending = null;
+    void this.#worker.terminate();
+  }
+}
+
 /** The pure-TypeScript kernels. */
 export const jsBackend: Backend = {
   name: 'js',
 
-  createRunner(_net, x, labels) {
+  createRunner(_net, x, labels): EpochRunner {
+    let worker: WorkerClient | undefined;
     return {
+      async epochAsync(net, order, params, costs, costOffset, stop) {
+        worker ??= new WorkerClient({ sizes: net.sizes, x, labels, stop: stop ?? new Int32Array(new SharedArrayBuffer(4)) });
+        const reply = await worker.request({
+          kind: 'epoch',
+          weights: net.weights.map((w) => w.slice()),
+          prevDelta: net.prevDelta.map((p) => p.slice()),
+          order,
+          params,
+          minibatches: params.minibatches,
+        });
+        if (reply.kind !== 'epoch') throw new Error('Unexpected reply from the TypeScript backend worker');
+        net.weights.forEach((w, l) => w.set(reply.weights[l]));
+        net.prevDelta.forEach((p, l) => p.set(reply.prevDelta[l]));
+        costs.set(reply.costs.subarray(0, reply.done), costOffset);
+        return reply.done;
+      },
+      dispose() {
+        worker?.terminate();
+        worker = undefined;
+      },
       epoch(net, order, params: EpochParams, costs, costOffset, stop) {
         const n = order.length;
         const parts = params.minibatches;
@@ -276,6 +392,17 @@ export const jsBackend: Backend = {
       for (let i = 0; i < m * cols; i++) a0[i] = x.data[start * cols + i];
       forward(net, ws, m);
       out.set(ws.logits.subarray(0, m * nOut), start * nOut);
+    }
+  },
+
+  async outputLogitsAsync(net, x, out, threads) {
+    const worker = new WorkerClient({ sizes: net.sizes, x, labels: null, stop: new Int32Array(new SharedArrayBuffer(4)) });
+    try {
+      const reply = await worker.request({ kind: 'logits', weights: net.weights, outLength: out.length, threads });
+      if (reply.kind !== 'logits') throw new Error('Unexpected reply from the TypeScript backend worker');
+      out.set(reply.out);
+    } finally {
+      worker.terminate();
     }
   },
 

@@ -29,6 +29,7 @@ interface NativeAddon {
   isa: string;
   Trainer: new (net: NetState, x: Matrix, labels: Int32Array, threads: number) => NativeTrainer;
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
+  outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
   costAndGradient(
     net: Pick<NetState, 'sizes' | 'weights'>,
     x: Matrix,
@@ -108,6 +109,7 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
     name: 'native',
     createRunner: (net, x, labels, threads) => new addon.Trainer(net, x, labels, threads),
     outputLogits: (net, x, out, threads) => addon.outputLogits(net, x, out, threads),
+    outputLogitsAsync: (net, x, out, threads) => addon.outputLogitsAsync(net, x, out, threads),
     costAndGradient: (net, x, labels, order, l1, l2, grads) => addon.costAndGradient(net, x, labels, order, l1, l2, grads),
   };
 }

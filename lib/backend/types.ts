@@ -71,6 +71,8 @@ export interface EpochRunner {
     costOffset: number,
     stop?: Int32Array,
   ): Promise<number>;
+  /** Releases what the run holds (threads, workers). Called once, when the run ends. */
+  dispose?(): void;
 }
 
 /** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */
@@ -80,6 +82,11 @@ export interface Backend {
   createRunner(net: NetState, x: Matrix, labels: Int32Array, threads: number): EpochRunner;
   /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
   outputLogits(net: NetState, x: Matrix, out: FloatArray, threads: number): void;
+  /**
+   * The same off the main thread. The caller passes arrays that nothing else touches until the
+   * promise settles (the model passes a copy of its weights).
+   */
+  outputLogitsAsync(net: NetState, x: Matrix, out: FloatArray, threads: number): Promise<void>;
   /**
    * Cost and gradient over the samples `order` (one minibatch), without updating anything.
    * `grads` has the shapes of `net.weights`; returns the cost (the seed's `_get_cost`).

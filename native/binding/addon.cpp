@@ -412,6 +412,73 @@ Napi::Value OutputLogits(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// outputLogitsAsync(net, x, out, threads) -> Promise<undefined>: outputLogits on a worker thread.
+// The caller hands over arrays nothing else touches until the promise settles (the model passes a
+// copy of the weights); references keep them alive meanwhile.
+class LogitsWorker final : public Napi::AsyncWorker {
+ public:
+  LogitsWorker(Napi::Env env, std::unique_ptr<AnyTrainer> trainer, std::vector<void*> weights, void* out,
+               std::vector<Napi::ObjectReference> keepAlive)
+      : Napi::AsyncWorker(env, "neuralnet-mlp:predict"), trainer_(std::move(trainer)), weights_(std::move(weights)),
+        out_(out), keepAlive_(std::move(keepAlive)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      trainer_->outputLogits(weights_.data(), out_);
+    } catch (const std::bad_alloc&) {
+      SetError("Out of memory for the prediction buffers");
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  std::unique_ptr<AnyTrainer> trainer_;
+  std::vector<void*> weights_;
+  void* out_;
+  std::vector<Napi::ObjectReference> keepAlive_;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value OutputLogitsAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    const bool f32 = isFloat32Net(env, info[0]);
+    Napi::Object netObj = info[0].As<Napi::Object>();
+    std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
+    const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
+    const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes.back());
+    const unsigned threads = threadsArg(env, info[3]);
+    const unsigned useThreads = in.rows >= 512 ? threads : 1;
+    std::vector<void*> weights;
+    void* out;
+    std::unique_ptr<AnyTrainer> trainer;
+    if (f32) {
+      weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
+      auto o = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array");
+      if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+      out = o.Data();
+      trainer = makeTrainer<float>(sizes, in, nullptr, useThreads, false);
+    } else {
+      weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
+      auto o = typedArrayOf<double>(env, info[2], "out", napi_float64_array, "Float64Array");
+      if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+      out = o.Data();
+      trainer = makeTrainer<double>(sizes, in, nullptr, useThreads, false);
+    }
+    std::vector<Napi::ObjectReference> keepAlive;
+    keepAlive.push_back(Napi::Persistent(netObj));
+    keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
+    keepAlive.push_back(Napi::Persistent(info[2].As<Napi::Object>()));
+    auto* worker = new LogitsWorker(env, std::move(trainer), std::move(weights), out, std::move(keepAlive));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(env, "Out of memory for the prediction buffers");
+  }
+}
+
 // costAndGradient(net, x, labels, order, l1, l2, grads) -> cost
 Napi::Value CostAndGradient(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -445,6 +512,7 @@ Napi::Value CostAndGradient(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", TrainerWrap::Define(env));
   exports.Set("outputLogits", Napi::Function::New<OutputLogits>(env, "outputLogits"));
+  exports.Set("outputLogitsAsync", Napi::Function::New<OutputLogitsAsync>(env, "outputLogitsAsync"));
   exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));
   exports.Set("isa", Napi::String::New(env, mlp::isaName(mlp::activeIsa())));
   exports.Set("abiVersion", Napi::Number::New(env, 2));
