@@ -193,3 +193,154 @@ export function parseModel(input: string | Uint8Array, source: string): DecodedM
   }
   return decodeModel(doc, source);
 }
+
+/**
+ * The compact binary form: safetensors (an 8-byte little-endian header length, a JSON header,
+ * then the tensors as little-endian bytes), so Python's `safetensors` can read the weights.
+ * Tensors are named `w1`, `w2`, ... (the seed's names) with shape `[units, inputs + 1]`;
+ * `__metadata__` holds the format tag, version, dtype, layers, options and training info as
+ * strings (safetensors metadata values are strings).
+ */
+export function encodeSafetensors(doc: ModelJSON): Uint8Array {
+  const elem = doc.dtype === 'float32' ? 4 : 8;
+  const header: Record<string, unknown> = {
+    __metadata__: {
+      format: FORMAT_TAG,
+      version: String(FORMAT_VERSION),
+      dtype: doc.dtype,
+      layers: JSON.stringify(doc.layers),
+      options: JSON.stringify(doc.options),
+      training: JSON.stringify(doc.training ?? {}),
+    },
+  };
+  let offset = 0;
+  doc.weights.forEach((w, l) => {
+    const bytes = w.data.length * elem;
+    header[`w${l + 1}`] = { dtype: elem === 4 ? 'F32' : 'F64', shape: [w.rows, w.cols], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  });
+  let headerText = JSON.stringify(header);
+  // Pad the header with spaces so the tensor data starts 8-byte aligned (as the reference writer does).
+  headerText += ' '.repeat((8 - ((8 + Buffer.byteLength(headerText)) % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(headerText);
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  let pos = 8 + headerBytes.length;
+  for (const w of doc.weights) {
+    for (const v of w.data) {
+      if (elem === 4) view.setFloat32(pos, v, true);
+      else view.setFloat64(pos, v, true);
+      pos += elem;
+    }
+  }
+  return out;
+}
+
+/** Largest safetensors header read, in bytes. */
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+/** Reads and checks a safetensors model file written by {@link encodeSafetensors}. */
+export function decodeSafetensors(bytes: Uint8Array, source: string): DecodedModel {
+  const fail = (problem: string): never => {
+    throw invalidFile(source, problem);
+  };
+  if (bytes.length > MODEL_LIMITS.maxFileBytes) fail(`larger than the limit of ${MODEL_LIMITS.maxFileBytes} bytes`);
+  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, too short for a safetensors header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = view.getBigUint64(0, true);
+  if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) {
+    fail(`header length ${headerLength} exceeds the file (${bytes.length} bytes) or the limit of ${MAX_HEADER_BYTES} bytes`);
+  }
+  const n = Number(headerLength);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (error) {
+    return fail(`the safetensors header is not valid JSON (${(error as Error).message})`);
+  }
+  if (!isPlainObject(header)) return fail('the safetensors header is not a JSON object');
+  const meta = header.__metadata__;
+  if (!isPlainObject(meta)) return fail('__metadata__: missing (not a model written by neuralnet-mlp)');
+  for (const [k, v] of Object.entries(meta)) if (typeof v !== 'string') fail(`__metadata__.${k}: expected a string, found ${describe(v)}`);
+  const metaKeys = ['format', 'version', 'dtype', 'layers', 'options', 'training'];
+  for (const k of Object.keys(meta)) if (!metaKeys.includes(k)) fail(`__metadata__: unknown key ${JSON.stringify(k)}`);
+  const parse = (k: string): unknown => {
+    if (typeof meta[k] !== 'string') fail(`__metadata__.${k}: missing`);
+    try {
+      return JSON.parse(meta[k] as string);
+    } catch {
+      return fail(`__metadata__.${k}: not valid JSON`);
+    }
+  };
+  if (meta.format !== FORMAT_TAG) fail(`__metadata__.format: expected ${JSON.stringify(FORMAT_TAG)}, found ${describe(meta.format)}`);
+  if (meta.version !== String(FORMAT_VERSION)) fail(`__metadata__.version: expected "${FORMAT_VERSION}", found ${describe(meta.version)}`);
+  const dtype = meta.dtype;
+  if (dtype !== 'float64' && dtype !== 'float32') return fail(`__metadata__.dtype: expected "float64" or "float32", found ${describe(dtype)}`);
+  const layers = parse('layers');
+  // Layer sizes are checked by decodeModel below; here only what is needed to read the tensors.
+  if (!Array.isArray(layers) || layers.length < 2 || layers.length > MODEL_LIMITS.maxLayers + 1 || !layers.every((s) => Number.isInteger(s) && s >= 1 && s <= MODEL_LIMITS.maxUnits)) {
+    fail(`__metadata__.layers: expected 2 to ${MODEL_LIMITS.maxLayers + 1} layer sizes, found ${describe(layers)}`);
+  }
+  const sizes = layers as number[];
+  const elem = dtype === 'float32' ? 4 : 8;
+  const tensorNames = sizes.slice(1).map((_, l) => `w${l + 1}`);
+  for (const k of Object.keys(header)) if (k !== '__metadata__' && !tensorNames.includes(k)) fail(`unexpected tensor ${JSON.stringify(k)}`);
+  const dataStart = 8 + n;
+  const dataLength = bytes.length - dataStart;
+  const ranges: [number, number][] = [];
+  const weights = tensorNames.map((name, l) => {
+    const t = header[name];
+    if (!isPlainObject(t)) return fail(`tensor ${name}: missing`);
+    for (const k of Object.keys(t)) if (!['dtype', 'shape', 'data_offsets'].includes(k)) fail(`tensor ${name}: unknown key ${JSON.stringify(k)}`);
+    const rows = sizes[l + 1];
+    const cols = sizes[l] + 1;
+    if (t.dtype !== (elem === 4 ? 'F32' : 'F64')) fail(`tensor ${name}: expected dtype ${elem === 4 ? 'F32' : 'F64'}, found ${describe(t.dtype)}`);
+    if (!Array.isArray(t.shape) || t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols) {
+      fail(`tensor ${name}: expected shape [${rows}, ${cols}], found ${JSON.stringify(t.shape)}`);
+    }
+    const off = t.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((v) => Number.isSafeInteger(v) && v >= 0)) {
+      return fail(`tensor ${name}: data_offsets must be two non-negative integers`);
+    }
+    const [begin, end] = off as [number, number];
+    if (end - begin !== rows * cols * elem || end > dataLength) {
+      fail(`tensor ${name}: data_offsets [${begin}, ${end}] do not hold ${rows * cols} values within ${dataLength} bytes of data`);
+    }
+    ranges.push([begin, end]);
+    const out = new Float64Array(rows * cols);
+    for (let i = 0; i < out.length; i++) {
+      const pos = dataStart + begin + i * elem;
+      out[i] = elem === 4 ? view.getFloat32(pos, true) : view.getFloat64(pos, true);
+    }
+    return out;
+  });
+  // The tensors must tile the data region exactly: no gaps, overlaps or trailing bytes.
+  ranges.sort((a, b) => a[0] - b[0]);
+  let expected = 0;
+  for (const [begin, end] of ranges) {
+    if (begin !== expected) fail('tensor data overlaps or leaves gaps');
+    expected = end;
+  }
+  if (expected !== dataLength) fail(`${dataLength - expected} bytes after the last tensor`);
+  return decodeModel(
+    {
+      format: FORMAT_TAG,
+      version: FORMAT_VERSION,
+      dtype,
+      layers: sizes,
+      options: parse('options'),
+      weights: weights.map((w, l) => ({ rows: sizes[l + 1], cols: sizes[l] + 1, data: Array.from(w) })),
+      training: parse('training'),
+    },
+    source,
+  );
+}
+
+/** Decodes a model file of either form: JSON text or safetensors bytes. */
+export function decodeModelFile(bytes: Uint8Array, source: string): DecodedModel {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09 || bytes[i] === 0xef || bytes[i] === 0xbb || bytes[i] === 0xbf)) i++;
+  return bytes[i] === 0x7b /* { */ ? parseModel(bytes, source) : decodeSafetensors(bytes, source);
+}

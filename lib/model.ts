@@ -7,7 +7,17 @@ import { invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
 import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
 import { RandomState } from './random.js';
-import { type DecodedModel, type ModelJSON, type TrainingInfo, FORMAT_TAG, FORMAT_VERSION, parseModel, decodeModel } from './format.js';
+import {
+  type DecodedModel,
+  type ModelJSON,
+  type TrainingInfo,
+  FORMAT_TAG,
+  FORMAT_VERSION,
+  decodeModel,
+  decodeModelFile,
+  encodeSafetensors,
+  parseModel,
+} from './format.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import {
@@ -633,17 +643,34 @@ export class NeuralNetMLP {
     return model;
   }
 
-  /** Writes the model as JSON to `path` (see {@link NeuralNetMLP.toJSON}). */
+  /**
+   * The model in the compact binary form: safetensors, readable by Python's `safetensors`
+   * (tensors `w1`, `w2`, ...; configuration in `__metadata__`). {@link NeuralNetMLP.load} reads it back.
+   */
+  toSafetensors(): Uint8Array {
+    return encodeSafetensors(this.toJSON());
+  }
+
+  /** The bytes `save(path)` writes: safetensors for a `.safetensors` path, JSON otherwise. */
+  #encodeFor(path: string): string | Uint8Array {
+    return path.endsWith('.safetensors') ? this.toSafetensors() : JSON.stringify(this.toJSON());
+  }
+
+  /** Writes the model to `path`: safetensors when it ends in `.safetensors`, JSON (`toJSON`) otherwise. */
   async save(path: string): Promise<void> {
-    await writeFile(pathArg(path), JSON.stringify(this.toJSON()));
+    await writeFile(pathArg(path), this.#encodeFor(pathArg(path)));
   }
 
   /** Synchronous {@link NeuralNetMLP.save}. */
   saveSync(path: string): void {
-    writeFileSync(pathArg(path), JSON.stringify(this.toJSON()));
+    writeFileSync(pathArg(path), this.#encodeFor(pathArg(path)));
   }
 
-  /** Reads a model written by {@link NeuralNetMLP.save} from a path or from the file's bytes. */
+  /**
+   * Reads a model written by {@link NeuralNetMLP.save} (JSON or safetensors, told apart by content)
+   * from a path or from the file's bytes. Everything is checked before use; a bad file throws an
+   * error with code `ERR_INVALID_FILE` naming the file and the field.
+   */
   static async load(source: string | Uint8Array, options?: LoadOptions): Promise<NeuralNetMLP> {
     if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
     return NeuralNetMLP.#fromBytes(await readFile(pathArg(source)), source, options);
@@ -657,7 +684,7 @@ export class NeuralNetMLP {
 
   static #fromBytes(bytes: Uint8Array, name: string, options?: LoadOptions): NeuralNetMLP {
     const run = checkLoadOptions(options);
-    return NeuralNetMLP.#fromDecoded(parseModel(bytes, name), run);
+    return NeuralNetMLP.#fromDecoded(decodeModelFile(bytes, name), run);
   }
 
   /** The analytic gradient (backpropagation, regularisation included) and cost over all rows, in float64. */
