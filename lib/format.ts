@@ -111,8 +111,8 @@ export function decodeModel(doc: unknown, source: string): DecodedModel {
   if (d.version !== FORMAT_VERSION) fail('version', `expected ${FORMAT_VERSION} (this version of neuralnet-mlp reads version ${FORMAT_VERSION}), found ${describe(d.version)}`);
   if (d.dtype !== 'float64' && d.dtype !== 'float32') fail('dtype', `expected "float64" or "float32", found ${describe(d.dtype)}`);
 
-  if (!Array.isArray(d.layers) || d.layers.length < 2 || d.layers.length > MODEL_LIMITS.maxLayers + 1) {
-    fail('layers', `expected an array of 2 to ${MODEL_LIMITS.maxLayers + 1} layer sizes, found ${describe(d.layers)}`);
+  if (!Array.isArray(d.layers) || d.layers.length < 3 || d.layers.length > MODEL_LIMITS.maxLayers + 1) {
+    fail('layers', `expected an array of 3 to ${MODEL_LIMITS.maxLayers + 1} layer sizes (inputs, hidden layers, outputs), found ${describe(d.layers)}`);
   }
   const layers = (d.layers as unknown[]).map((s, i) => int(s, `layers[${i}]`, 1, MODEL_LIMITS.maxUnits));
   let total = 0;

@@ -148,6 +148,7 @@ const OPTION_NAMES = [
 const MAX_LAYER_WEIGHTS = 2 ** 31 - 1;
 const MAX_UNITS = 2 ** 24;
 const MAX_HIDDEN_LAYERS = 63;
+const MAX_COSTS = 2 ** 30;
 
 function resolveOptions(options: unknown): ResolvedOptions {
   if (!isPlainObject(options)) throw invalidType('options', 'an object of model options', options);
@@ -163,9 +164,12 @@ function resolveOptions(options: unknown): ResolvedOptions {
   else if (typeof o.nHidden === 'number') nHidden = [integerIn('options.nHidden', o.nHidden, 1, MAX_UNITS)];
   else if (Array.isArray(o.nHidden)) {
     if (o.nHidden.length < 1 || o.nHidden.length > MAX_HIDDEN_LAYERS) {
-      throw invalidType('options.nHidden', `a number or an array of 1 to ${MAX_HIDDEN_LAYERS} numbers`, o.nHidden);
+      throw outOfRange('options.nHidden', `an array of 1 to ${MAX_HIDDEN_LAYERS} layer sizes`, o.nHidden);
     }
-    nHidden = o.nHidden.map((h, i) => integerIn(`options.nHidden[${i}]`, h, 1, MAX_UNITS));
+    // An index loop, not map: map skips the holes of a sparse array.
+    const hidden = o.nHidden as readonly unknown[];
+    nHidden = [];
+    for (let i = 0; i < hidden.length; i++) nHidden.push(integerIn(`options.nHidden[${i}]`, hidden[i], 1, MAX_UNITS));
   } else throw invalidType('options.nHidden', 'a positive integer or an array of positive integers', o.nHidden);
 
   const sizes = [nFeatures, ...nHidden, nOutput];
@@ -176,7 +180,7 @@ function resolveOptions(options: unknown): ResolvedOptions {
   }
   const randomState =
     o.randomState === undefined || o.randomState === null ? null : integerIn('options.randomState', o.randomState, 0, 2 ** 32 - 1);
-  return {
+  const resolved: ResolvedOptions = {
     nOutput,
     nFeatures,
     nHidden,
@@ -196,6 +200,11 @@ function resolveOptions(options: unknown): ResolvedOptions {
     dtype: opt('dtype', o.dtype, 'float64' as Dtype, (n, v) => oneOf(n, v, ['float64', 'float32'] as const)),
     threads: opt('threads', o.threads, availableParallelism(), (n, v) => integerIn(n, v, 1, 1024)),
   };
+  // One cost is kept per minibatch: keep that array within what a typed array can hold.
+  if (resolved.epochs * resolved.minibatches > MAX_COSTS) {
+    throw outOfRange('options.epochs', `at most ${Math.floor(MAX_COSTS / resolved.minibatches)} epochs of ${resolved.minibatches} minibatches`, resolved.epochs);
+  }
+  return resolved;
 }
 
 function checkFitOptions(name: string, value: unknown, allowSignal: boolean): FitOptions {
@@ -212,15 +221,20 @@ function checkFitOptions(name: string, value: unknown, allowSignal: boolean): Fi
   return value as FitOptions;
 }
 
-/** The learning rate of every epoch, 0-based, under the chosen schedule. */
-export function learningRates(eta0: number, decreaseConst: number, epochs: number, schedule: EtaSchedule): Float64Array {
+/** The learning rate of epoch `i` (0-based) given the previous epoch's (`eta0` before epoch 0). */
+function nextEta(previous: number, eta0: number, decreaseConst: number, i: number, schedule: EtaSchedule): number {
+  return schedule === 'compounding' ? previous / (1 + decreaseConst * i) : eta0 / (1 + decreaseConst * i);
+}
+
+/** The learning rate of every epoch, 0-based, under the chosen schedule (what `fit` uses). */
+export function learningRates(eta0: number, decreaseConst: number, epochs: number, schedule: EtaSchedule = 'compounding'): Float64Array {
+  finiteAtLeast('eta0', eta0, 0, true);
+  finiteAtLeast('decreaseConst', decreaseConst, 0);
+  integerIn('epochs', epochs, 0, MAX_COSTS);
+  oneOf('schedule', schedule, ['compounding', 'inverse-time'] as const);
   const rates = new Float64Array(epochs);
   let eta = eta0;
-  for (let i = 0; i < epochs; i++) {
-    if (schedule === 'compounding') eta /= 1 + decreaseConst * i;
-    else eta = eta0 / (1 + decreaseConst * i);
-    rates[i] = eta;
-  }
+  for (let i = 0; i < epochs; i++) rates[i] = eta = nextEta(eta, eta0, decreaseConst, i, schedule);
   return rates;
 }
 
@@ -266,8 +280,9 @@ interface FitPlan {
   order: Int32Array;
   /** Set to 1 to stop after the current minibatch (shared with the native worker thread). */
   stop: Int32Array;
-  runner: EpochRunner;
   started: number;
+  /** The learning rate of the epoch in progress. */
+  eta: number;
 }
 
 /**
@@ -291,8 +306,8 @@ export class NeuralNetMLP {
   #training: TrainingInfo = {};
   /** Epochs trained since the last `fit` began (drives the learning-rate schedule). */
   #epochsDone = 0;
-  /** The learning rate of the last epoch (the compounding schedule's state). */
-  #eta = 0;
+  /** The learning rate of the last completed epoch (the compounding schedule's state); `eta` before any. */
+  #eta: number;
   /** While an asynchronous fit runs: the weights of its last completed epoch, for predict. */
   #snapshot: FloatArray[] | null = null;
 
@@ -303,6 +318,7 @@ export class NeuralNetMLP {
    */
   constructor(options: MLPOptions) {
     this.options = Object.freeze(resolveOptions(options));
+    this.#eta = this.options.eta;
     this.#backend = resolveBackend(this.options.backend);
     this.#rng = this.options.randomState === null ? RandomState.fromEntropy() : new RandomState(this.options.randomState);
     const sizes = Int32Array.from([this.options.nFeatures, ...this.options.nHidden, this.options.nOutput]);
@@ -367,8 +383,8 @@ export class NeuralNetMLP {
       costCount: 0,
       order,
       stop: new Int32Array(new SharedArrayBuffer(4)),
-      runner: this.#backend.createRunner(this.#net, x, labels, o.threads),
       started: performance.now(),
+      eta: this.#eta,
     };
   }
 
@@ -392,9 +408,9 @@ export class NeuralNetMLP {
       const prev = plan.order.slice();
       for (let k = 0; k < perm.length; k++) plan.order[k] = prev[perm[k]];
     }
-    const i = this.#epochsDone;
-    this.#eta = o.etaSchedule === 'compounding' ? this.#eta / (1 + o.decreaseConst * i) : o.eta / (1 + o.decreaseConst * i);
-    return { eta: this.#eta, alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };
+    // Committed in #afterEpoch only if the epoch completes, so an aborted one does not shrink it twice.
+    plan.eta = nextEta(this.#eta, o.eta, o.decreaseConst, this.#epochsDone, o.etaSchedule);
+    return { eta: plan.eta, alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };
   }
 
   /** Records an epoch's outcome (`done` minibatches of it completed) and reports it. */
@@ -407,6 +423,7 @@ export class NeuralNetMLP {
     costs.set(plan.costs.subarray(first, first + done), this.#costs.length);
     this.#costs = costs;
     if (done < m) return;
+    this.#eta = plan.eta;
     this.#epochsDone++;
     this.#training = { samples: plan.x.rows, epochs: this.#epochsDone, finalCost: costs[costs.length - 1] };
     if (!onEpoch) return;
@@ -422,14 +439,16 @@ export class NeuralNetMLP {
   }
 
   #runSync(plan: FitPlan, onEpoch?: (info: EpochInfo) => void): void {
+    let runner: EpochRunner | undefined;
     try {
+      runner = this.#backend.createRunner(this.#net, plan.x, plan.labels, this.options.threads);
       for (let k = 0; k < plan.epochs; k++) {
         const params = this.#epochParams(plan);
-        const done = plan.runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, plan.stop);
+        const done = runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, plan.stop);
         this.#afterEpoch(plan, done, onEpoch);
       }
     } finally {
-      plan.runner.dispose?.();
+      runner?.dispose?.();
       this.#busy = false;
     }
   }
@@ -440,25 +459,27 @@ export class NeuralNetMLP {
     signal?.addEventListener('abort', onAbort, { once: true });
     // predict() during the run answers from this copy of the last completed epoch's weights.
     this.#snapshot = this.#net.weights.map((w) => w.slice());
+    let runner: EpochRunner | undefined;
     try {
+      runner = this.#backend.createRunner(this.#net, plan.x, plan.labels, this.options.threads);
       for (let k = 0; k < plan.epochs; k++) {
         if (signal?.aborted) throw abortError(signal);
         const params = this.#epochParams(plan);
         let done: number;
-        if (plan.runner.epochAsync) {
-          done = await plan.runner.epochAsync(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
+        if (runner.epochAsync) {
+          done = await runner.epochAsync(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
         } else {
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (signal?.aborted) throw abortError(signal);
-          done = plan.runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
+          done = runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
         }
-        this.#afterEpoch(plan, done, onEpoch);
         this.#snapshot.forEach((s, l) => s.set(this.#net.weights[l]));
+        this.#afterEpoch(plan, done, onEpoch);
         if (done < this.options.minibatches && signal?.aborted) throw abortError(signal);
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      plan.runner.dispose?.();
+      runner?.dispose?.();
       this.#snapshot = null;
       this.#busy = false;
     }
@@ -563,6 +584,9 @@ export class NeuralNetMLP {
   /**
    * The seed's MLPGradientCheck: relative error `||num - grad|| / (||num|| + ||grad||)` between
    * central differences and backpropagation over every weight, on all rows of `X`, in float64.
+   * With `l1 > 0` the numerical side differentiates the objective the updates minimise,
+   * `J + l2/2 * sum w^2 + l1 * sum|w|` (the seed reports `l1/2 * sum|w|` in its cost but steps
+   * along `l1 * sign(w)`; both are kept for parity).
    */
   gradientCheck(X: MatrixLike, y: LabelsLike, options: { epsilon?: number } = {}): number {
     if (!isPlainObject(options)) throw invalidType('options', 'an object { epsilon? }', options);
@@ -586,6 +610,7 @@ export class NeuralNetMLP {
     let grad2 = 0;
     for (let l = 0; l < net.weights.length; l++) {
       const w = net.weights[l];
+      const stride = net.sizes[l] + 1;
       for (let k = 0; k < w.length; k++) {
         const saved = w[k];
         w[k] = saved - epsilon;
@@ -593,7 +618,12 @@ export class NeuralNetMLP {
         w[k] = saved + epsilon;
         const cost2 = this.#backend.costAndGradient(net, x, labels, order, l1, l2, scratch);
         w[k] = saved;
-        const num = (cost2 - cost1) / (2 * epsilon);
+        let num = (cost2 - cost1) / (2 * epsilon);
+        // The seed's cost carries l1/2 * sum|w| but its gradient l1 * sign(w), the derivative of
+        // l1 * sum|w|: the updates minimise the latter. Check backpropagation against that
+        // objective, adding the other half of the L1 term's difference (bias weights are not
+        // regularised).
+        if (l1 !== 0 && k % stride !== 0) num += ((l1 / 2) * (Math.abs(saved + epsilon) - Math.abs(saved - epsilon))) / (2 * epsilon);
         const g = grads[l][k];
         diff2 += (num - g) ** 2;
         num2 += num * num;

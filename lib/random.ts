@@ -6,6 +6,7 @@
  * samples in exactly the seed's order.
  */
 import { randomBytes } from 'node:crypto';
+import { integerIn } from './validate.js';
 
 const N = 624;
 const M = 397;
@@ -30,6 +31,7 @@ export class RandomState {
 
   /** `init_genrand`, the routine numpy's legacy seeding calls for an integer seed. */
   seed(seed: number): void {
+    integerIn('seed', seed, 0, 2 ** 32 - 1);
     const mt = this.mt;
     mt[0] = seed >>> 0;
     for (let i = 1; i < N; i++) {
@@ -97,6 +99,7 @@ export class RandomState {
 
   /** `permutation(n)`: a shuffled `arange(n)`, by numpy's legacy Fisher-Yates from the end. */
   permutation(n: number): Int32Array {
+    integerIn('n', n, 0, 2 ** 31 - 1);
     const perm = new Int32Array(n);
     for (let i = 0; i < n; i++) perm[i] = i;
     for (let i = n - 1; i > 0; i--) {

@@ -23,7 +23,8 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 export function checkKnownKeys(name: string, value: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
-      throw invalidType(`${name}.${key}`, `one of the options ${known.join(', ')}`, 'an unknown option');
+      const error = new TypeError(`Unknown option ${name}.${key}: expected one of ${known.join(', ')}`);
+      throw Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' as const });
     }
   }
 }

@@ -258,6 +258,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     mlp::StepParams params{};
     double* costs = nullptr;
     const int32_t* stop = nullptr;
+    std::vector<int32_t> orderCopy;
     std::vector<Napi::ObjectReference> keepAlive;
   };
 
@@ -277,8 +278,15 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       call.prevDelta = erase(matrices<double>(env, netObj.Get("prevDelta"), "net.prevDelta", sizes_));
     }
     auto order = orderArg(env, info[1], rows_);
-    call.order = order.Data();
     call.n = order.ElementLength();
+    if (keepAlive) {
+      // A worker thread reads the order while JavaScript runs on: take a checked copy, so later
+      // writes to the caller's array cannot lead it out of bounds.
+      call.orderCopy.assign(order.Data(), order.Data() + call.n);
+      call.order = call.orderCopy.data();
+    } else {
+      call.order = order.Data();
+    }
     if (!info[2].IsObject()) throwType(env, "params", "an object");
     Napi::Object p = info[2].As<Napi::Object>();
     call.params = mlp::StepParams{finiteArg(env, p.Get("eta"), "params.eta"), finiteArg(env, p.Get("alpha"), "params.alpha"),
@@ -295,9 +303,12 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       if (keepAlive) call.keepAlive.push_back(Napi::Persistent(info[5].As<Napi::Object>()));
     }
     if (keepAlive) {
-      // The network object holds the weight arrays; order and costs are separate arrays.
-      call.keepAlive.push_back(Napi::Persistent(netObj));
-      call.keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
+      // Every array the worker thread writes stays referenced until it finishes, even if the
+      // caller replaces it in the network object meanwhile.
+      for (const char* key : {"weights", "prevDelta"}) {
+        Napi::Array arr = netObj.Get(key).As<Napi::Array>();
+        for (uint32_t l = 0; l < arr.Length(); ++l) call.keepAlive.push_back(Napi::Persistent(arr.Get(l).As<Napi::Object>()));
+      }
       call.keepAlive.push_back(Napi::Persistent(info[3].As<Napi::Object>()));
       call.keepAlive.push_back(Napi::Persistent(Value()));
     }
@@ -466,9 +477,11 @@ Napi::Value OutputLogitsAsync(const Napi::CallbackInfo& info) {
       out = o.Data();
       trainer = makeTrainer<double>(sizes, in, nullptr, useThreads, false);
     }
+    // The arrays themselves stay referenced (not just their containers, which callers may change).
     std::vector<Napi::ObjectReference> keepAlive;
-    keepAlive.push_back(Napi::Persistent(netObj));
-    keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>()));
+    Napi::Array weightArrays = netObj.Get("weights").As<Napi::Array>();
+    for (uint32_t l = 0; l < weightArrays.Length(); ++l) keepAlive.push_back(Napi::Persistent(weightArrays.Get(l).As<Napi::Object>()));
+    keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>().Get("data").As<Napi::Object>()));
     keepAlive.push_back(Napi::Persistent(info[2].As<Napi::Object>()));
     auto* worker = new LogitsWorker(env, std::move(trainer), std::move(weights), out, std::move(keepAlive));
     Napi::Promise promise = worker->promise();

@@ -1,0 +1,549 @@
+/**
+ * Argument validation at the API boundary: every bad input throws TypeError (wrong type) or
+ * RangeError (right type, bad value) with a `code` and a message naming the argument; inputs are
+ * never modified. Then the raw addon, called directly with garbage, must throw and never crash.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { NeuralNetMLP, type MLPOptions } from '../lib/index.js';
+import { backends } from './helpers/backends.js';
+import { expectArgError, expectSameBits, randomDataset, rejection, thrown } from './helpers/numeric.js';
+
+const TYPE = 'ERR_INVALID_ARG_TYPE';
+const RANGE = 'ERR_OUT_OF_RANGE';
+const VALUE = 'ERR_INVALID_ARG_VALUE';
+
+const nFeatures = 4;
+const nOutput = 3;
+const { X: goodX, y: goodY } = randomDataset(3, 12, nFeatures, nOutput);
+
+type OptionCase = [label: string, overrides: Record<string, unknown>, kind: typeof TypeError | typeof RangeError, code: string, name: string];
+
+const optionCases: OptionCase[] = [
+  ['unknown option key', { nHiden: 5 }, TypeError, TYPE, 'options.nHiden'],
+  ['nOutput 0', { nOutput: 0 }, RangeError, RANGE, 'options.nOutput'],
+  ['nOutput 1.5', { nOutput: 1.5 }, RangeError, RANGE, 'options.nOutput'],
+  ["nOutput '10'", { nOutput: '10' }, TypeError, TYPE, 'options.nOutput'],
+  ['nOutput NaN', { nOutput: NaN }, RangeError, RANGE, 'options.nOutput'],
+  ['nFeatures missing', { nFeatures: undefined }, TypeError, TYPE, 'options.nFeatures'],
+  ['nFeatures -3', { nFeatures: -3 }, RangeError, RANGE, 'options.nFeatures'],
+  ['nHidden []', { nHidden: [] }, RangeError, RANGE, 'options.nHidden'],
+  ['nHidden [0]', { nHidden: [0] }, RangeError, RANGE, 'options.nHidden[0]'],
+  ['nHidden [4, 2.5]', { nHidden: [4, 2.5] }, RangeError, RANGE, 'options.nHidden[1]'],
+  ["nHidden ['4']", { nHidden: ['4'] }, TypeError, TYPE, 'options.nHidden[0]'],
+  // A hole is skipped by Array.prototype.map, so it would become a layer of 0 units.
+  // eslint-disable-next-line no-sparse-arrays
+  ['nHidden with a hole [4, , 3]', { nHidden: [4, , 3] }, TypeError, TYPE, 'options.nHidden[1]'],
+  ['nHidden -1', { nHidden: -1 }, RangeError, RANGE, 'options.nHidden'],
+  ["nHidden '30'", { nHidden: '30' }, TypeError, TYPE, 'options.nHidden'],
+  ['epochs 0', { epochs: 0 }, RangeError, RANGE, 'options.epochs'],
+  ['epochs -1', { epochs: -1 }, RangeError, RANGE, 'options.epochs'],
+  ['epochs NaN', { epochs: NaN }, RangeError, RANGE, 'options.epochs'],
+  ['eta 0', { eta: 0 }, RangeError, RANGE, 'options.eta'],
+  ['eta Infinity', { eta: Infinity }, RangeError, RANGE, 'options.eta'],
+  ["eta '0.1'", { eta: '0.1' }, TypeError, TYPE, 'options.eta'],
+  ['l1 -0.5', { l1: -0.5 }, RangeError, RANGE, 'options.l1'],
+  ['l2 -1', { l2: -1 }, RangeError, RANGE, 'options.l2'],
+  ['l2 NaN', { l2: NaN }, RangeError, RANGE, 'options.l2'],
+  ['alpha -1', { alpha: -1 }, RangeError, RANGE, 'options.alpha'],
+  ['decreaseConst Infinity', { decreaseConst: Infinity }, RangeError, RANGE, 'options.decreaseConst'],
+  ["etaSchedule 'linear'", { etaSchedule: 'linear' }, RangeError, RANGE, 'options.etaSchedule'],
+  ["shuffle 'yes'", { shuffle: 'yes' }, TypeError, TYPE, 'options.shuffle'],
+  ['minibatches 0', { minibatches: 0 }, RangeError, RANGE, 'options.minibatches'],
+  ['minibatches 2.5', { minibatches: 2.5 }, RangeError, RANGE, 'options.minibatches'],
+  ['randomState -1', { randomState: -1 }, RangeError, RANGE, 'options.randomState'],
+  ['randomState 2**32', { randomState: 2 ** 32 }, RangeError, RANGE, 'options.randomState'],
+  ['randomState 1.5', { randomState: 1.5 }, RangeError, RANGE, 'options.randomState'],
+  ["randomState '1'", { randomState: '1' }, TypeError, TYPE, 'options.randomState'],
+  ["backend 'gpu'", { backend: 'gpu' }, RangeError, RANGE, 'options.backend'],
+  ["dtype 'float16'", { dtype: 'float16' }, RangeError, RANGE, 'options.dtype'],
+  ['threads 0', { threads: 0 }, RangeError, RANGE, 'options.threads'],
+  ['threads 1.5', { threads: 1.5 }, RangeError, RANGE, 'options.threads'],
+];
+
+/** Bad feature matrices for a model with 4 features: [label, X, class, code, name in message]. */
+type XCase = [label: string, X: unknown, kind: typeof TypeError | typeof RangeError, code: string, name: string | RegExp];
+
+function badXCases(): XCase[] {
+  const f64 = (n: number) => new Float64Array(n).fill(0.5);
+  const withValue = (data: Float64Array | Float32Array, index: number, v: number) => {
+    data[index] = v;
+    return data;
+  };
+  const rows = [
+    [0.1, 0.2, 0.3, 0.4],
+    [0.5, 0.6, 0.7, 0.8],
+  ];
+  return [
+    ['a number', 42, TypeError, TYPE, 'X'],
+    ['a string', 'matrix', TypeError, TYPE, 'X'],
+    ['null', null, TypeError, TYPE, 'X'],
+    ['a bare Float64Array', f64(8), TypeError, TYPE, 'X'],
+    ['an object without data', { rows: 2, cols: 4 }, TypeError, TYPE, 'X'],
+    ['data an Int16Array', { data: new Int16Array(8), rows: 2, cols: 4 }, TypeError, TYPE, 'X.data'],
+    ['data a plain array', { data: [1, 2, 3, 4, 5, 6, 7, 8], rows: 2, cols: 4 }, TypeError, TYPE, 'X.data'],
+    ['data a Uint8ClampedArray', { data: new Uint8ClampedArray(8), rows: 2, cols: 4 }, TypeError, TYPE, 'X.data'],
+    ["rows '2'", { data: f64(8), rows: '2', cols: 4 }, TypeError, TYPE, 'X.rows'],
+    ['rows 0', { data: f64(0), rows: 0, cols: 4 }, RangeError, RANGE, 'X.rows'],
+    ['rows 1.5', { data: f64(8), rows: 1.5, cols: 4 }, RangeError, RANGE, 'X.rows'],
+    ['rows * cols != data.length', { data: f64(9), rows: 2, cols: 4 }, RangeError, VALUE, 'X.data'],
+    ['cols != nFeatures (typed)', { data: f64(10), rows: 2, cols: 5 }, RangeError, VALUE, /X.*4 columns/],
+    ['cols != nFeatures (rows)', [[1, 2, 3]], RangeError, VALUE, /X.*4 columns/],
+    ['NaN in a Float64Array', { data: withValue(f64(8), 6, NaN), rows: 2, cols: 4 }, RangeError, RANGE, 'X (row 1, column 2)'],
+    ['Infinity in a Float64Array', { data: withValue(f64(8), 1, Infinity), rows: 2, cols: 4 }, RangeError, RANGE, 'X (row 0, column 1)'],
+    ['-Infinity in a Float32Array', { data: withValue(new Float32Array(8), 7, -Infinity), rows: 2, cols: 4 }, RangeError, RANGE, 'X (row 1, column 3)'],
+    ['NaN in number[][]', [rows[0], [0.5, 0.6, NaN, 0.8]], RangeError, RANGE, 'X[1][2]'],
+    ['Infinity in number[][]', [[Infinity, 0.2, 0.3, 0.4]], RangeError, RANGE, 'X[0][0]'],
+    ['a string in number[][]', [rows[0], [0.5, '0.6', 0.7, 0.8]], TypeError, TYPE, 'X[1][1]'],
+    ['ragged number[][]', [rows[0], [0.5, 0.6, 0.7]], RangeError, VALUE, 'X[1]'],
+    ['a row that is not an array', [rows[0], 7], TypeError, TYPE, 'X[1]'],
+    ['empty []', [], RangeError, RANGE, 'X'],
+    ['[[]]', [[]], RangeError, RANGE, 'X[0]'],
+  ];
+}
+
+type YCase = [label: string, y: unknown, kind: typeof TypeError | typeof RangeError, code: string, name: string];
+
+const badYCases: YCase[] = [
+  ['wrong length', [0, 1, 2], RangeError, VALUE, 'y'],
+  ['label >= nOutput', Int32Array.from([0, 1, 3, 0, 1, 2, 0, 1, 2, 0, 1, 2]), RangeError, RANGE, 'y[2]'],
+  ['negative label', [0, 1, 2, 0, -1, 2, 0, 1, 2, 0, 1, 2], RangeError, RANGE, 'y[4]'],
+  ['label 1.5', [0, 1, 2, 0, 1, 2, 1.5, 1, 2, 0, 1, 2], RangeError, RANGE, 'y[6]'],
+  ['label NaN', [0, 1, 2, 0, 1, 2, 0, NaN, 2, 0, 1, 2], RangeError, RANGE, 'y[7]'],
+  ['a string label', [0, '1', 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], TypeError, TYPE, 'y[1]'],
+  ['a Float64Array', new Float64Array(12), TypeError, TYPE, 'y'],
+  ['a Uint16Array', new Uint16Array(12), TypeError, TYPE, 'y'],
+  ['a string', '012012012012', TypeError, TYPE, 'y'],
+  ['undefined', undefined, TypeError, TYPE, 'y'],
+];
+
+describe.each(backends)('argument validation (%s backend)', (backend) => {
+  const base: MLPOptions = { nOutput, nFeatures, nHidden: 5, epochs: 2, minibatches: 2, randomState: 1, backend };
+  const make = (extra: Record<string, unknown> = {}) => new NeuralNetMLP({ ...base, ...extra } as MLPOptions);
+
+  describe('constructor options', () => {
+    it.each(optionCases)('%s', (_label, overrides, kind, code, name) => {
+      expectArgError(thrown(() => make(overrides)), kind, code, name);
+    });
+
+    it('options that are not an object', () => {
+      for (const bad of [undefined, null, 42, 'options', [base]]) {
+        expectArgError(thrown(() => new NeuralNetMLP(bad as unknown as MLPOptions)), TypeError, TYPE, 'options');
+      }
+    });
+
+    it('a layer too large for 32-bit indices is a RangeError', () => {
+      expectArgError(thrown(() => make({ nFeatures: 2 ** 24, nHidden: 2 ** 8 })), RangeError, RANGE, 'layer 1');
+    });
+
+    it('valid edge values are accepted', () => {
+      expect(() => make({ randomState: 0 })).not.toThrow();
+      expect(() => make({ randomState: 2 ** 32 - 1 })).not.toThrow();
+      expect(() => make({ randomState: null })).not.toThrow();
+      expect(() => make({ nOutput: 1, nHidden: [1, 1] })).not.toThrow();
+      expect(() => make({ l1: 0, l2: 0, alpha: 0, decreaseConst: 0 })).not.toThrow();
+      expect(() => make({ threads: 1 })).not.toThrow();
+    });
+  });
+
+  describe('fit / fitSync: X', () => {
+    it.each(badXCases())('%s', async (_label, X, kind, code, name) => {
+      const model = make();
+      const before = model.weights;
+      expectArgError(thrown(() => model.fitSync(X as never, goodY)), kind, code, name);
+      expectArgError(await rejection(model.fit(X as never, goodY)), kind, code, name);
+      model.weights.forEach((w, l) => expectSameBits(w.data, before[l].data, `weights[${l}] untouched`));
+    });
+
+    it('minibatches > rows is a RangeError at fit', async () => {
+      const model = make({ minibatches: 13 });
+      expectArgError(thrown(() => model.fitSync(goodX, goodY)), RangeError, RANGE, 'options.minibatches');
+      expectArgError(await rejection(model.fit(goodX, goodY)), RangeError, RANGE, 'options.minibatches');
+      expect(() => make({ minibatches: 12, epochs: 1 }).fitSync(goodX, goodY)).not.toThrow();
+    });
+  });
+
+  describe('fit / fitSync: y', () => {
+    it.each(badYCases)('%s', async (_label, y, kind, code, name) => {
+      const model = make();
+      expectArgError(thrown(() => model.fitSync(goodX, y as never)), kind, code, name);
+      expectArgError(await rejection(model.fit(goodX, y as never)), kind, code, name);
+    });
+  });
+
+  describe('fit options', () => {
+    it('rejects bad fit options', async () => {
+      const model = make();
+      expectArgError(thrown(() => model.fitSync(goodX, goodY, { onEpoch: 5 } as never)), TypeError, TYPE, 'options.onEpoch');
+      expectArgError(thrown(() => model.fitSync(goodX, goodY, { onEpohc: () => {} } as never)), TypeError, TYPE, 'options.onEpohc');
+      expectArgError(thrown(() => model.fitSync(goodX, goodY, 'fast' as never)), TypeError, TYPE, 'options');
+      expectArgError(await rejection(model.fit(goodX, goodY, { signal: {} as AbortSignal })), TypeError, TYPE, 'options.signal');
+    });
+  });
+
+  describe('predict / predictProba / gradient: X', () => {
+    it.each(badXCases())('%s', (_label, X, kind, code, name) => {
+      const model = make();
+      expectArgError(thrown(() => model.predict(X as never)), kind, code, name);
+      expectArgError(thrown(() => model.predictProba(X as never)), kind, code, name);
+      expectArgError(thrown(() => model.gradient(X as never, goodY)), kind, code, name);
+    });
+
+    it.each(badYCases)('gradient: y %s', (_label, y, kind, code, name) => {
+      expectArgError(thrown(() => make().gradient(goodX, y as never)), kind, code, name);
+    });
+  });
+
+  describe('inputs are never modified', () => {
+    it('fit, fitSync, predict, predictProba and gradient leave X and y as they were', async () => {
+      const u8 = Uint8Array.from(goodX.data, (v) => Math.floor(v * 256));
+      const arrays = Array.from({ length: goodX.rows }, (_, r) => Array.from(goodX.data.subarray(r * nFeatures, (r + 1) * nFeatures)));
+      const inputs = [
+        goodX,
+        { data: Float32Array.from(goodX.data), rows: goodX.rows, cols: nFeatures },
+        { data: u8, rows: goodX.rows, cols: nFeatures },
+        arrays,
+      ];
+      const labels = [goodY, Uint8Array.from(goodY), Array.from(goodY)];
+      for (const X of inputs) {
+        for (const y of labels) {
+          const xCopy = structuredClone(X);
+          const yCopy = structuredClone(y);
+          for (const dtype of ['float64', 'float32'] as const) {
+            const model = make({ dtype });
+            model.fitSync(X, y);
+            await model.fit(X, y);
+            model.predict(X);
+            model.predictProba(X);
+            model.gradient(X, y);
+            model.gradientCheck(X, y);
+          }
+          expect(X).toStrictEqual(xCopy);
+          expect(y).toStrictEqual(yCopy);
+          if (!Array.isArray(X)) expectSameBits(X.data, (xCopy as typeof X).data, 'X.data');
+        }
+      }
+    });
+  });
+
+  describe('load options', () => {
+    it('rejects bad load options', () => {
+      const doc = make().toJSON();
+      expectArgError(thrown(() => NeuralNetMLP.fromJSON(doc, { backend: 'gpu' } as never)), RangeError, RANGE, 'options.backend');
+      expectArgError(thrown(() => NeuralNetMLP.fromJSON(doc, { threads: 0 })), RangeError, RANGE, 'options.threads');
+      expectArgError(thrown(() => NeuralNetMLP.fromJSON(doc, { dtype: 'float32' } as never)), TypeError, TYPE, 'options.dtype');
+      expectArgError(thrown(() => NeuralNetMLP.fromJSON(doc, 'js' as never)), TypeError, TYPE, 'options');
+      expectArgError(thrown(() => NeuralNetMLP.loadSync('')), TypeError, TYPE, 'path');
+      expectArgError(thrown(() => NeuralNetMLP.loadSync(42 as never)), TypeError, TYPE, 'path');
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The raw addon, called directly with garbage: every call must throw TypeError/RangeError.
+// ---------------------------------------------------------------------------------------------
+
+const addonPath =
+  process.env.NEURALNET_MLP_ADDON ?? fileURLToPath(new URL('../build/Release/neuralnet_mlp.node', import.meta.url));
+const addonPresent = existsSync(addonPath);
+if (!addonPresent) console.log(`validation.test.ts: no addon at ${addonPath}; the raw addon tests are skipped`);
+
+type AnyFn = (...args: unknown[]) => unknown;
+interface RawAddon {
+  abiVersion?: number;
+  trainEpoch?: AnyFn;
+  Trainer?: new (...args: unknown[]) => { epoch: AnyFn; epochAsync?: AnyFn };
+  outputLogits?: AnyFn;
+  costAndGradient?: AnyFn;
+  [key: string]: unknown;
+}
+
+/** Valid arguments for every addon entry point (a 3-4-2 float64 network, 5 rows). */
+function validArgs() {
+  const sizes = Int32Array.from([3, 4, 2]);
+  const rows = 5;
+  return {
+    net: {
+      sizes,
+      weights: [new Float64Array(4 * 4).fill(0.1), new Float64Array(2 * 5).fill(-0.1)],
+      prevDelta: [new Float64Array(16), new Float64Array(10)],
+    } as Record<string, unknown>,
+    x: { data: new Float64Array(rows * 3).fill(0.5), rows, cols: 3 } as Record<string, unknown>,
+    labels: Int32Array.from([0, 1, 0, 1, 1]) as unknown,
+    order: Int32Array.from([4, 3, 2, 1, 0]) as unknown,
+    params: { eta: 0.1, alpha: 0, l1: 0, l2: 0, minibatches: 2, threads: 1 } as Record<string, unknown>,
+    costs: new Float64Array(4) as unknown,
+    costOffset: 0 as unknown,
+    stop: new Int32Array(1) as unknown,
+    out: new Float64Array(rows * 2) as unknown,
+    grads: [new Float64Array(16), new Float64Array(10)] as unknown,
+    l1: 0 as unknown,
+    l2: 0 as unknown,
+    threads: 1 as unknown,
+  };
+}
+type Args = ReturnType<typeof validArgs>;
+
+/** The training call in whichever form this addon has (ABI 1: trainEpoch; ABI 2: Trainer + epoch). */
+function train(addon: RawAddon, a: Args): unknown {
+  if (typeof addon.Trainer === 'function') {
+    const trainer = new addon.Trainer(a.net, a.x, a.labels, a.threads);
+    return trainer.epoch(a.net, a.order, a.params, a.costs, a.costOffset, a.stop);
+  }
+  return addon.trainEpoch!(a.net, a.x, a.labels, a.order, a.params, a.costs, a.costOffset, a.stop);
+}
+/** The asynchronous training call (ABI 2 with Trainer.prototype.epochAsync; see hasEpochAsync). */
+function trainAsync(addon: RawAddon, a: Args): unknown {
+  const trainer = new addon.Trainer!(a.net, a.x, a.labels, a.threads);
+  return trainer.epochAsync!(a.net, a.order, a.params, a.costs, a.costOffset, a.stop);
+}
+const hasEpochAsync = (addon: RawAddon) =>
+  typeof addon.Trainer === 'function' && typeof (addon.Trainer.prototype as { epochAsync?: unknown }).epochAsync === 'function';
+const logits = (addon: RawAddon, a: Args) => addon.outputLogits!(a.net, a.x, a.out, a.threads);
+const logitsAsync = (addon: RawAddon, a: Args) => (addon.outputLogitsAsync as AnyFn)(a.net, a.x, a.out, a.threads);
+const gradient = (addon: RawAddon, a: Args) => addon.costAndGradient!(a.net, a.x, a.labels, a.order, a.l1, a.l2, a.grads);
+
+/** Perturbations of valid arguments, each of which every entry point using that argument must reject. */
+const garbage: [label: string, change: (a: Args) => void][] = [
+  ['net undefined', (a) => void (a.net = undefined as never)],
+  ['net a number', (a) => void (a.net = 5 as never)],
+  ['net.sizes a plain array', (a) => void (a.net.sizes = [3, 4, 2])],
+  ['net.sizes a Float64Array', (a) => void (a.net.sizes = Float64Array.from([3, 4, 2]))],
+  ['net.sizes with a 0', (a) => void (a.net.sizes = Int32Array.from([3, 0, 2]))],
+  ['net.sizes with a negative size', (a) => void (a.net.sizes = Int32Array.from([3, -4, 2]))],
+  ['net.sizes with one entry', (a) => void (a.net.sizes = Int32Array.from([3]))],
+  ['net.sizes with 100 entries', (a) => void (a.net.sizes = new Int32Array(100).fill(2))],
+  ['net.sizes huge', (a) => void (a.net.sizes = Int32Array.from([3, 2 ** 31 - 1, 2]))],
+  ['net.weights missing', (a) => void delete a.net.weights],
+  ['net.weights empty', (a) => void (a.net.weights = [])],
+  ['net.weights one matrix short', (a) => void (a.net.weights = [new Float64Array(16)])],
+  ['net.weights[0] short', (a) => void ((a.net.weights as Float64Array[])[0] = new Float64Array(15))],
+  ['net.weights[1] short', (a) => void ((a.net.weights as Float64Array[])[1] = new Float64Array(2))],
+  ['net.weights[1] too long', (a) => void ((a.net.weights as Float64Array[])[1] = new Float64Array(11))],
+  ['net.weights[1] a plain array', (a) => void ((a.net.weights as unknown[])[1] = new Array(10).fill(0))],
+  ['net.weights mixed dtypes', (a) => void ((a.net.weights as unknown[])[1] = new Float32Array(10))],
+  ['net.weights[0] an Int32Array', (a) => void ((a.net.weights as unknown[])[0] = new Int32Array(16))],
+  ['x undefined', (a) => void (a.x = undefined as never)],
+  ['x.data missing', (a) => void delete a.x.data],
+  ['x.data an Int16Array', (a) => void (a.x.data = new Int16Array(15))],
+  ['x.data length mismatch', (a) => void (a.x.data = new Float64Array(14))],
+  ['x.data longer than rows * cols', (a) => void (a.x.data = new Float64Array(16))],
+  ['x.rows more than the data', (a) => void (a.x.rows = 6)],
+  ['x.rows NaN', (a) => void (a.x.rows = NaN)],
+  ['x.rows a string', (a) => void (a.x.rows = '5')],
+  ['x.rows 0', (a) => void (a.x.rows = 0)],
+  ['x.rows -1', (a) => void (a.x.rows = -1)],
+  ['x.rows 2^40', (a) => void (a.x.rows = 2 ** 40)],
+  ['x.cols not the input size', (a) => void Object.assign(a.x, { cols: 5, rows: 3 })],
+];
+const labelGarbage: [string, (a: Args) => void][] = [
+  ['labels a Uint8Array', (a) => void (a.labels = Uint8Array.from([0, 1, 0, 1, 1]))],
+  ['labels a plain array', (a) => void (a.labels = [0, 1, 0, 1, 1])],
+  ['labels short', (a) => void (a.labels = Int32Array.from([0, 1, 0, 1]))],
+  ['label out of range', (a) => void (a.labels = Int32Array.from([0, 1, 2, 1, 1]))],
+  ['label negative', (a) => void (a.labels = Int32Array.from([0, 1, 0, -1, 1]))],
+  ['label huge', (a) => void (a.labels = Int32Array.from([0, 1, 0, 2 ** 31 - 1, 1]))],
+  ['order a Float64Array', (a) => void (a.order = Float64Array.from([0, 1, 2, 3, 4]))],
+  ['order empty', (a) => void (a.order = new Int32Array(0))],
+  ['order entry = rows', (a) => void (a.order = Int32Array.from([0, 1, 5, 3, 4]))],
+  ['order entry negative', (a) => void (a.order = Int32Array.from([0, 1, -1, 3, 4]))],
+  ['order entry huge', (a) => void (a.order = Int32Array.from([0, 1, 2 ** 31 - 1, 3, 4]))],
+];
+const trainGarbage: [string, (a: Args) => void][] = [
+  ['net.prevDelta missing', (a) => void delete a.net.prevDelta],
+  ['net.prevDelta short', (a) => void ((a.net.prevDelta as Float64Array[])[1] = new Float64Array(9))],
+  ['net.prevDelta of the other dtype', (a) => void (a.net.prevDelta = [new Float32Array(16), new Float32Array(10)])],
+  ['params missing', (a) => void (a.params = undefined as never)],
+  ['params.eta NaN', (a) => void (a.params.eta = NaN)],
+  ['params.eta a string', (a) => void (a.params.eta = '0.1')],
+  ['params.alpha Infinity', (a) => void (a.params.alpha = Infinity)],
+  ['params.l1 missing', (a) => void delete a.params.l1],
+  ['params.minibatches 0', (a) => void (a.params.minibatches = 0)],
+  ['params.minibatches > order length', (a) => void (a.params.minibatches = 6)],
+  ['params.minibatches 1.5', (a) => void (a.params.minibatches = 1.5)],
+  ['costs too short', (a) => void (a.costs = new Float64Array(1))],
+  ['costs a plain array', (a) => void (a.costs = [0, 0, 0, 0])],
+  ['costs a Float32Array', (a) => void (a.costs = new Float32Array(4))],
+  ['costOffset leaves too little room', (a) => void (a.costOffset = 3)],
+  ['costOffset beyond the end', (a) => void (a.costOffset = 5)],
+  ['costOffset negative', (a) => void (a.costOffset = -1)],
+  ['costOffset 1.5', (a) => void (a.costOffset = 1.5)],
+  ['costOffset a string', (a) => void (a.costOffset = '0')],
+  ['stop a plain array', (a) => void (a.stop = [0])],
+  ['stop empty', (a) => void (a.stop = new Int32Array(0))],
+  ['stop a Uint8Array', (a) => void (a.stop = new Uint8Array(1))],
+];
+const outGarbage: [string, (a: Args) => void][] = [
+  ['out short', (a) => void (a.out = new Float64Array(9))],
+  ['out long', (a) => void (a.out = new Float64Array(11))],
+  ['out of the other dtype', (a) => void (a.out = new Float32Array(10))],
+  ['out missing', (a) => void (a.out = undefined)],
+];
+const gradGarbage: [string, (a: Args) => void][] = [
+  ['grads missing', (a) => void (a.grads = undefined)],
+  ['grads one matrix', (a) => void (a.grads = [new Float64Array(16)])],
+  ['grads[1] short', (a) => void (a.grads = [new Float64Array(16), new Float64Array(9)])],
+  ['grads of the other dtype', (a) => void (a.grads = [new Float32Array(16), new Float32Array(10)])],
+  ['l1 NaN', (a) => void (a.l1 = NaN)],
+  ['l2 a string', (a) => void (a.l2 = '0')],
+];
+
+/** Like expectTypeOrRangeError, for functions that may instead return a rejected promise. */
+async function expectTypeOrRangeErrorAsync(fn: () => unknown, what: string): Promise<void> {
+  let error: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error, `${what}: neither thrown nor rejected`).toBeDefined();
+  expect(error instanceof TypeError || error instanceof RangeError, `${what}: threw ${String(error)}`).toBe(true);
+}
+
+function expectTypeOrRangeError(fn: () => unknown, what: string): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(error, `${what}: no error thrown`).toBeDefined();
+  expect(error instanceof TypeError || error instanceof RangeError, `${what}: threw ${String(error)}`).toBe(true);
+}
+
+describe.skipIf(!addonPresent)('the raw addon rejects garbage without crashing', () => {
+  const load = (): RawAddon => createRequire(import.meta.url)(addonPath) as RawAddon;
+
+  it('the valid calls work (so the garbage below is what fails)', () => {
+    const addon = load();
+    const a = validArgs();
+    expect(train(addon, a)).toBe(2);
+    expect(Array.from(a.costs as Float64Array).slice(0, 2).every((c) => c > 0)).toBe(true);
+    logits(addon, a);
+    expect((a.out as Float64Array).every((v) => Number.isFinite(v) && v !== 0)).toBe(true);
+    expect(gradient(addon, a)).toBeGreaterThan(0);
+  });
+
+  it('every exported function throws on missing and absurd arguments', async () => {
+    const addon = load();
+    const fns = Object.entries(addon).filter(([, v]) => typeof v === 'function') as [string, AnyFn][];
+    expect(fns.length).toBeGreaterThan(0);
+    const absurd: unknown[][] = [[], [undefined], [null], [42], ['net'], [{}], [[]], [Symbol('x')], [{ sizes: 1, weights: 2 }], [{}, {}, {}, {}, {}, {}, {}, {}]];
+    for (const [name, fn] of fns) {
+      for (const args of absurd) {
+        const call = () => (name === 'Trainer' ? new (fn as unknown as new (...a: unknown[]) => unknown)(...args) : fn(...args));
+        if (name.endsWith('Async')) await expectTypeOrRangeErrorAsync(call, `${name}(${args.length} args)`);
+        else expectTypeOrRangeError(call, `${name}(${args.length} args)`);
+      }
+    }
+  });
+
+  describe('training', () => {
+    it.each([...garbage, ...labelGarbage, ...trainGarbage])('%s', (label, change) => {
+      const addon = load();
+      const a = validArgs();
+      change(a);
+      expectTypeOrRangeError(() => train(addon, a), label);
+    });
+
+    it('a float32 network with float64 momentum or a float64 costs check', () => {
+      const addon = load();
+      const a = validArgs();
+      a.net.weights = [new Float32Array(16), new Float32Array(10)];
+      expectTypeOrRangeError(() => train(addon, a), 'float32 weights with float64 prevDelta');
+    });
+  });
+
+  describe('training, asynchronous (epochAsync)', () => {
+    it.each([...garbage, ...labelGarbage, ...trainGarbage])('%s', async (label, change) => {
+      const addon = load();
+      if (!hasEpochAsync(addon)) return;
+      const a = validArgs();
+      change(a);
+      await expectTypeOrRangeErrorAsync(() => trainAsync(addon, a), label);
+    });
+
+    it('a valid asynchronous epoch resolves to the minibatches done', async () => {
+      const addon = load();
+      if (!hasEpochAsync(addon)) return;
+      const a = validArgs();
+      await expect(trainAsync(addon, a)).resolves.toBe(2);
+    });
+  });
+
+  describe('outputLogitsAsync', () => {
+    it.each([...garbage, ...outGarbage])('%s', async (label, change) => {
+      const addon = load();
+      if (typeof addon.outputLogitsAsync !== 'function') return;
+      const a = validArgs();
+      change(a);
+      await expectTypeOrRangeErrorAsync(() => logitsAsync(addon, a), label);
+    });
+  });
+
+  describe('outputLogits', () => {
+    it.each([...garbage, ...outGarbage])('%s', (label, change) => {
+      const addon = load();
+      const a = validArgs();
+      change(a);
+      expectTypeOrRangeError(() => logits(addon, a), label);
+    });
+  });
+
+  describe('costAndGradient', () => {
+    it.each([...garbage, ...labelGarbage, ...gradGarbage])('%s', (label, change) => {
+      const addon = load();
+      const a = validArgs();
+      change(a);
+      expectTypeOrRangeError(() => gradient(addon, a), label);
+    });
+  });
+
+  it('a trainer whose data was detached between epochs throws instead of reading freed memory (ABI 2)', (ctx) => {
+    const addon = load();
+    if (typeof addon.Trainer !== 'function') ctx.skip();
+    for (const what of ['x.data', 'labels'] as const) {
+      const a = validArgs();
+      const trainer = new addon.Trainer!(a.net, a.x, a.labels, a.threads);
+      expect(trainer.epoch(a.net, a.order, a.params, a.costs, a.costOffset, a.stop)).toBe(2);
+      const target = what === 'x.data' ? (a.x.data as Float64Array) : (a.labels as Int32Array);
+      structuredClone(target.buffer, { transfer: [target.buffer as ArrayBuffer] }); // detaches
+      expect(target.length).toBe(0);
+      expect(() => trainer.epoch(a.net, a.order, a.params, a.costs, a.costOffset, a.stop), what).toThrow();
+    }
+  });
+
+  it('changing order while epochAsync runs cannot make the worker thread read out of bounds (run in a child process)', (ctx) => {
+    const addon = load();
+    if (typeof addon.Trainer !== 'function' || typeof (addon.Trainer.prototype as { epochAsync?: unknown }).epochAsync !== 'function') ctx.skip();
+    // order is validated when epochAsync is called; the worker thread reads it minibatch by
+    // minibatch afterwards. Writing an out-of-range index into it meanwhile must not crash.
+    const script = `
+      const a = require(process.argv[1]);
+      const rows = 20000, cols = 100, hidden = 64, out = 10;
+      const mk = (n) => new Float64Array(n).fill(0.01);
+      const net = { sizes: Int32Array.from([cols, hidden, out]), weights: [mk(hidden * (cols + 1)), mk(out * (hidden + 1))],
+                    prevDelta: [mk(hidden * (cols + 1)), mk(out * (hidden + 1))] };
+      const x = { data: new Float64Array(rows * cols).fill(0.5), rows, cols };
+      const order = Int32Array.from({ length: rows }, (_, i) => i);
+      const trainer = new a.Trainer(net, x, new Int32Array(rows), 1);
+      const p = trainer.epochAsync(net, order, { eta: 0.1, alpha: 0, l1: 0, l2: 0, minibatches: 200 }, new Float64Array(200), 0, new Int32Array(1));
+      order.fill(2 ** 30, 100);
+      p.then((d) => console.log('resolved ' + d), (e) => console.log('rejected ' + e.message));
+    `;
+    const child = spawnSync(process.execPath, ['-e', script, addonPath], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.signal, `the child process died: ${child.stderr}`).toBeNull();
+    expect(child.status, child.stderr).toBe(0);
+    expect(child.stdout).toMatch(/resolved|rejected/);
+  });
+
+  it('still works after all that', () => {
+    const addon = load();
+    const a = validArgs();
+    expect(train(addon, a)).toBe(2);
+    expect(gradient(addon, a)).toBeGreaterThan(0);
+  });
+});
