@@ -1,0 +1,125 @@
+/**
+ * What the benchmark runs, as data: the two modes, the contenders, and the extra sections.
+ * Every trial runs in a fresh process (bench/trial.mjs, or bench/contenders/seed_numpy.py).
+ */
+
+/** Settings per mode. `samples`: training images per epoch (the first rows of the MNIST training set). */
+export const MODES = {
+  full: {
+    samples: 60000,
+    /** Prediction throughput: all `images` test images at once. */
+    predict: { images: 10000, minReps: 3, maxReps: 50, budgetMs: 2000 },
+    latency: { calls: 10000, warmupCalls: 1000, budgetMs: 15000 },
+    trialTimeoutMs: 15 * 60 * 1000,
+  },
+  quick: {
+    samples: 6000,
+    predict: { images: 1000, minReps: 1, maxReps: 20, budgetMs: 300 },
+    latency: { calls: 1000, warmupCalls: 100, budgetMs: 500 },
+    trialTimeoutMs: 2 * 60 * 1000,
+  },
+};
+
+/**
+ * The contenders, all on the same workload (data, 784-50-10 shape, minibatch size) except where
+ * a field says otherwise.
+ *
+ * - `module`: the factory (bench/contenders/*.mjs, see trial.mjs for its interface) or, for
+ *   `kind: 'python'`, the script that runs the trial.
+ * - `needs`: what must be present, otherwise the contender is skipped with a message:
+ *   `addon` (the package's native addon), `packages` (bench-only npm packages in bench/node_modules),
+ *   `seed` (the seed's script and a Python with numpy and scipy).
+ * - `warmup`: `{ epochs }` leading epochs of the same run, not timed; or `{ samples }`, one untimed
+ *   pass over that many samples before the timed epochs (slow contenders: warms the JIT without
+ *   paying for a whole epoch).
+ * - `epochs`: timed epochs per mode.
+ * - `maxSamples`: trains on at most this many samples and scales the epoch time up to the full
+ *   epoch (marked in the table). Only for contenders too slow for a whole epoch.
+ */
+export const CONTENDERS = [
+  {
+    id: 'native-f64',
+    label: 'neuralnet-mlp native float64',
+    module: 'contenders/neuralnet-mlp.mjs',
+    options: { backend: 'native', dtype: 'float64' },
+    needs: { addon: true },
+    warmup: { epochs: 1 },
+    epochs: { full: 5, quick: 2 },
+  },
+  {
+    id: 'native-f32',
+    label: 'neuralnet-mlp native float32',
+    module: 'contenders/neuralnet-mlp.mjs',
+    options: { backend: 'native', dtype: 'float32' },
+    needs: { addon: true },
+    warmup: { epochs: 1 },
+    epochs: { full: 5, quick: 2 },
+  },
+  {
+    id: 'ts',
+    label: 'neuralnet-mlp TypeScript float64',
+    module: 'contenders/neuralnet-mlp.mjs',
+    options: { backend: 'js', dtype: 'float64' },
+    needs: {},
+    warmup: { epochs: 1 },
+    epochs: { full: 2, quick: 1 },
+  },
+  {
+    id: 'seed-numpy',
+    label: "the seed's numpy code",
+    kind: 'python',
+    module: 'contenders/seed_numpy.py',
+    needs: { seed: true },
+    warmup: { epochs: 1 },
+    epochs: { full: 2, quick: 1 },
+  },
+  {
+    id: 'tfjs-cpu',
+    label: 'TensorFlow.js cpu',
+    module: 'contenders/tfjs.mjs',
+    options: { backend: 'cpu' },
+    needs: { packages: ['@tensorflow/tfjs'] },
+    warmup: { samples: { full: 6000, quick: 1200 } },
+    epochs: { full: 1, quick: 1 },
+    // Quick mode: 1,200 images, scaled (a whole quick epoch takes it several seconds).
+    maxSamples: { quick: 1200 },
+  },
+  {
+    id: 'tfjs-wasm',
+    label: 'TensorFlow.js wasm',
+    module: 'contenders/tfjs.mjs',
+    options: { backend: 'wasm' },
+    needs: { packages: ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'] },
+    warmup: { samples: { full: 6000, quick: 1200 } },
+    epochs: { full: 2, quick: 1 },
+  },
+  {
+    id: 'brain',
+    label: 'brain.js',
+    module: 'contenders/brain.mjs',
+    needs: { packages: ['brain.js'] },
+    warmup: { samples: { full: 1200, quick: 600 } },
+    epochs: { full: 1, quick: 1 },
+    // About 70 s for a whole 60,000-image epoch here: time 12,000 images and scale.
+    maxSamples: { full: 12000, quick: 1200 },
+  },
+];
+
+/** Threads section: the same run with several thread counts (time ratio and final-weights identity). */
+export const THREADS = {
+  contenders: { full: ['native-f64', 'native-f32'], quick: ['native-f64'] },
+  threads: [1, 2, 4],
+  epochs: { full: 3, quick: 1 },
+};
+
+/**
+ * Scaling section: one contender, one epoch per cell (after a warm-up epoch), for every hidden
+ * size and training-set size; minibatches of about 1,200 samples throughout. Quick mode keeps
+ * the cells whose work (hidden units x samples) is at most `maxWork.quick`.
+ */
+export const SCALING = {
+  contender: 'native-f64',
+  nHidden: [50, 100, 300, 1000],
+  samples: [10000, 30000, 60000],
+  maxWork: { full: Infinity, quick: 1.5e6 },
+};

@@ -1,0 +1,62 @@
+/**
+ * Contender: this package (native float64 / float32 through the C++ addon, or the TypeScript
+ * backend), imported from the compiled dist/. Uses only the public API.
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ENTRY, REPO_DIR } from '../workload.mjs';
+
+/** @param options {backend, dtype, threads?} */
+export async function create(options, { train, model, minibatches }) {
+  const { NeuralNetMLP, nativeAddonInfo } = await import(PACKAGE_ENTRY);
+  const { version } = JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8'));
+  const make = (epochs) =>
+    new NeuralNetMLP({
+      nOutput: model.nOutput,
+      nFeatures: model.nFeatures,
+      nHidden: model.nHidden,
+      l1: model.l1,
+      l2: model.l2,
+      eta: model.eta,
+      alpha: model.alpha,
+      decreaseConst: model.decreaseConst,
+      shuffle: model.shuffle,
+      randomState: model.randomState,
+      minibatches,
+      epochs,
+      backend: options.backend,
+      dtype: options.dtype,
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+    });
+  let nn = make(1);
+  // fitSync and predict on the TypeScript backend run on the calling thread.
+  const details = { backend: nn.backend, dtype: nn.options.dtype, threads: nn.backend === 'js' ? 1 : nn.options.threads };
+  if (nn.backend === 'native') {
+    const info = nativeAddonInfo();
+    details.isa = createRequire(import.meta.url)(info.path).isa;
+  }
+  let testImages;
+  const cols = model.nFeatures;
+  return {
+    version,
+    details,
+    /** Every epoch runs inside one fitSync (one warm-up epoch first is the trial's choice). */
+    fit(epochs, onEpoch) {
+      nn = make(epochs);
+      nn.fitSync(train.images, train.labels, { onEpoch: () => onEpoch() });
+    },
+    preparePredict(test) {
+      testImages = test.images;
+    },
+    /** Labels of all test images, straight from the uint8 pixels. */
+    predictAll: () => nn.predict(testImages),
+    predictOne: (i) => nn.predict({ data: testImages.data.subarray(i * cols, (i + 1) * cols), rows: 1, cols })[0],
+    weightsHash() {
+      const h = createHash('sha256');
+      for (const w of nn.weights) h.update(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+      return h.digest('hex');
+    },
+  };
+}

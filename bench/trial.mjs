@@ -1,0 +1,123 @@
+/**
+ * One trial, run by run.mjs in a fresh Node.js process: `node bench/trial.mjs '<spec JSON>'`.
+ * Loads the training data, builds the contender, trains (warm-up, then timed epochs), then
+ * measures prediction of the test images (all 10,000 in full mode) and single-sample latency, and sends the
+ * measurements to the parent over IPC (or prints them as JSON when started by hand).
+ *
+ * spec = {
+ *   contender: { id, module, options },
+ *   workload: {
+ *     samples, nHidden, minibatches,
+ *     warmup: { epochs } | { samples },   // epochs: extra leading epochs of the same fit, not timed;
+ *                                         // samples: one untimed pass over that many samples first
+ *     timedEpochs,
+ *     predict: { images, minReps, maxReps, budgetMs } | null,   // the first `images` test images
+ *     latency: { calls, warmupCalls, budgetMs } | null,
+ *     hashWeights: boolean,
+ *   }
+ * }
+ */
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { BENCH_DIR, MODEL, accuracy, loadTestSet, loadTrainSet, maxRssMB, median, percentile } from './workload.mjs';
+
+function send(message) {
+  if (process.send) process.send(message, () => process.exit(message.ok ? 0 : 1));
+  else {
+    console.log(JSON.stringify(message, null, 2));
+    process.exit(message.ok ? 0 : 1);
+  }
+}
+
+async function main(spec) {
+  const { contender, workload } = spec;
+  const data = await loadTrainSet(workload.samples);
+  const model = { ...MODEL, nHidden: workload.nHidden };
+  const factory = await import(pathToFileURL(resolve(BENCH_DIR, contender.module)).href);
+  const c = await factory.create(contender.options ?? {}, {
+    train: data.train,
+    model,
+    minibatches: workload.minibatches,
+  });
+
+  // Training: per-epoch wall time from the end of the previous epoch (or the start of the fit).
+  const warmupEpochs = workload.warmup?.epochs ?? 0;
+  let warmupSeconds = null;
+  if (workload.warmup?.samples) {
+    const t = performance.now();
+    await c.warmup(workload.warmup.samples);
+    warmupSeconds = (performance.now() - t) / 1000;
+  }
+  const marks = [];
+  const start = performance.now();
+  await c.fit(warmupEpochs + workload.timedEpochs, () => marks.push(performance.now()));
+  if (marks.length !== warmupEpochs + workload.timedEpochs) {
+    throw new Error(`expected ${warmupEpochs + workload.timedEpochs} epochs, saw ${marks.length}`);
+  }
+  const epochs = marks.map((m, i) => (m - (i === 0 ? start : marks[i - 1])) / 1000);
+  if (warmupEpochs > 0) warmupSeconds = epochs.slice(0, warmupEpochs).reduce((a, b) => a + b, 0);
+  const epochSeconds = epochs.slice(warmupEpochs);
+  const result = {
+    ok: true,
+    id: contender.id,
+    version: c.version,
+    details: c.details,
+    trainedSamples: data.train.images.rows,
+    minibatches: workload.minibatches,
+    warmup: workload.warmup ?? null,
+    warmupSeconds,
+    epochSeconds,
+    sPerEpoch: median(epochSeconds),
+    peakRssTrainMB: maxRssMB(),
+  };
+  if (workload.hashWeights && c.weightsHash) result.weightsHash = c.weightsHash();
+
+  if (workload.predict || workload.latency) {
+    const all = await loadTestSet(data.dir);
+    const rows = Math.min(workload.predict?.images ?? all.images.rows, all.images.rows);
+    const cols = all.images.cols;
+    const test = { images: { data: all.images.data.subarray(0, rows * cols), rows, cols }, labels: all.labels.subarray(0, rows) };
+    c.preparePredict(test);
+    result.testAccuracy = accuracy(await c.predictAll(), test.labels); // also the warm-up call
+    if (workload.predict) result.predict = measurePredict(c, workload.predict, test.images.rows);
+    if (workload.latency) result.latency = measureLatency(c, workload.latency, test.images.rows);
+  }
+  result.peakRssMB = maxRssMB();
+  return result;
+}
+
+/** Repeated predictions of all test images: at least minReps, then until budgetMs or maxReps. */
+function measurePredict(c, { minReps, maxReps, budgetMs }, rows) {
+  const times = [];
+  const start = performance.now();
+  while (times.length < minReps || (times.length < maxReps && performance.now() - start < budgetMs)) {
+    const t = performance.now();
+    c.predictAll();
+    times.push(performance.now() - t);
+  }
+  const ms = median(times);
+  return { images: rows, reps: times.length, msMedian: ms, msMin: Math.min(...times), imagesPerSecond: (rows / ms) * 1000 };
+}
+
+/** Single-image predictions, one test image after another, each timed on its own. */
+function measureLatency(c, { calls, warmupCalls, budgetMs }, rows) {
+  for (let i = 0; i < warmupCalls; i++) c.predictOne(i % rows);
+  const ns = [];
+  const start = performance.now();
+  for (let i = 0; i < calls && (i < 100 || performance.now() - start < budgetMs); i++) {
+    const t = process.hrtime.bigint();
+    c.predictOne(i % rows);
+    ns.push(Number(process.hrtime.bigint() - t));
+  }
+  ns.sort((a, b) => a - b);
+  return { calls: ns.length, p50us: percentile(ns, 50) / 1000, p99us: percentile(ns, 99) / 1000, maxUs: ns[ns.length - 1] / 1000 };
+}
+
+let spec;
+try {
+  spec = JSON.parse(process.argv[2]);
+} catch {
+  console.error("usage: node bench/trial.mjs '<spec JSON>' (run.mjs starts it)");
+  process.exit(2);
+}
+main(spec).then(send, (error) => send({ ok: false, id: spec.contender?.id, error: error?.stack ?? String(error) }));
