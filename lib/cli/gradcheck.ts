@@ -6,7 +6,7 @@
  */
 import { NeuralNetMLP, gradientCheck } from '../index.js';
 import { type CommandSpec, UsageError, parseFlags } from './args.js';
-import { RUN_FLAGS, dataDir, loadSplit, seedFlag } from './common.js';
+import { RUN_FLAGS, dataDir, loadSplit, prettyJson, seedFlag } from './common.js';
 
 /** The seed's thresholds: at most 1e-7 is right, above 1e-4 is a problem. */
 export const GRADCHECK_OK = 1e-7;
@@ -102,7 +102,7 @@ export async function gradcheck(argv: readonly string[]): Promise<number> {
     await nn.fit(set.images, set.labels);
   }
   if (flags.boolean('json')) {
-    process.stdout.write(JSON.stringify({ layers: nn.layerSizes, samples, epsilon, backend: nn.backend, thresholds: { ok: GRADCHECK_OK, warning: GRADCHECK_WARNING }, results }, null, 2) + '\n');
+    process.stdout.write(prettyJson({ layers: nn.layerSizes, samples, epsilon, backend: nn.backend, thresholds: { ok: GRADCHECK_OK, warning: GRADCHECK_WARNING }, results }) + '\n');
   }
   return results.some((r) => r.verdict === 'PROBLEM') ? 1 : 0;
 }

@@ -167,24 +167,31 @@ export interface Misclassified {
 export const GRID = Object.freeze({
   columns: 5,
   rows: 5,
-  /** Each image pixel becomes a `scale` x `scale` square. */
-  scale: 3,
+  /** Side of a drawn image in pixels, about: 28-pixel MNIST digits are drawn 3x. */
+  targetSide: 84,
   margin: 10,
-  cellWidth: 100,
+  /** Narrowest cell: room for a title such as `25) t: 7 p: 9`. */
+  minCellWidth: 100,
   titleHeight: 13,
   gap: 4,
   cellPaddingBottom: 14,
 });
 
+/** How many screen pixels each image pixel becomes (3 for MNIST's 28 x 28). */
+export function gridScale(imageSize = 28): number {
+  return Math.max(1, Math.round(GRID.targetSide / imageSize));
+}
+
 /** Where cell `i` (0-based, row by row) puts its title and its image, for `imageSize` x `imageSize` images. */
 export function gridCell(i: number, imageSize = 28): { title: Rect; image: Rect } {
-  const side = imageSize * GRID.scale;
+  const side = imageSize * gridScale(imageSize);
+  const cellWidth = Math.max(GRID.minCellWidth, side + 16);
   const cellHeight = GRID.titleHeight + GRID.gap + side + GRID.cellPaddingBottom;
-  const x = GRID.margin + (i % GRID.columns) * GRID.cellWidth;
+  const x = GRID.margin + (i % GRID.columns) * cellWidth;
   const y = GRID.margin + Math.floor(i / GRID.columns) * cellHeight;
   return {
-    title: { x, y, w: GRID.cellWidth, h: GRID.titleHeight },
-    image: { x: x + Math.round((GRID.cellWidth - side) / 2), y: y + GRID.titleHeight + GRID.gap, w: side, h: side },
+    title: { x, y, w: cellWidth, h: GRID.titleHeight },
+    image: { x: x + Math.round((cellWidth - side) / 2), y: y + GRID.titleHeight + GRID.gap, w: side, h: side },
   };
 }
 
@@ -192,7 +199,7 @@ export function gridCell(i: number, imageSize = 28): { title: Rect; image: Rect 
 export function gridSize(imageSize = 28): { width: number; height: number } {
   const last = gridCell(GRID.columns * GRID.rows - 1, imageSize);
   return {
-    width: GRID.margin * 2 + GRID.columns * GRID.cellWidth,
+    width: last.title.x + last.title.w + GRID.margin,
     height: last.image.y + last.image.h + GRID.cellPaddingBottom + GRID.margin,
   };
 }
@@ -214,9 +221,10 @@ export function misclassifiedPng(items: readonly Misclassified[], imageRows: num
   shown.forEach((item, i) => {
     const cell = gridCell(i, side);
     canvas.text(cell.title.x + cell.title.w / 2, cell.title.y, `${i + 1}) t: ${item.label} p: ${item.predicted}`, AXIS, { align: 'center' });
-    const x = cell.image.x + Math.floor(((side - imageCols) * GRID.scale) / 2);
-    const y = cell.image.y + Math.floor(((side - imageRows) * GRID.scale) / 2);
-    canvas.greysImage(x, y, item.image, imageRows, imageCols, GRID.scale);
+    const scale = gridScale(side);
+    const x = cell.image.x + Math.floor(((side - imageCols) * scale) / 2);
+    const y = cell.image.y + Math.floor(((side - imageRows) * scale) / 2);
+    canvas.greysImage(x, y, item.image, imageRows, imageCols, scale);
     canvas.strokeRect({ x: cell.image.x - 1, y: cell.image.y - 1, w: cell.image.w + 2, h: cell.image.h + 2 }, AXIS);
   });
   if (shown.length === 0) canvas.text(width / 2, height / 2 - 6, 'No test image was misclassified', AXIS, { align: 'center' });

@@ -19,7 +19,7 @@ Predictions go to stdout (or --output FILE) as CSV or JSON; when the true
 labels are known the accuracy is printed too (on stderr when the predictions go
 to stdout).`,
   flags: {
-    model: { type: 'string', value: 'FILE', group: 'Input', help: 'the model file (model.json); required' },
+    model: { type: 'string', value: 'FILE', group: 'Input', help: 'the model file: model.json from mlp train, or any file NeuralNetMLP.save wrote (JSON or .safetensors); required' },
     data: {
       type: 'string',
       value: 'DIR',

@@ -16,6 +16,7 @@ import {
   loadSplit,
   machineInfo,
   percent,
+  prettyJson,
   seedFlag,
   versionInfo,
 } from './common.js';
@@ -137,6 +138,11 @@ async function writeOutput(dir: string, name: string, write: (path: string) => P
   } catch (error) {
     throw new CliError(`cannot write ${path}: ${fsErrorMessage(error) ?? (error as Error).message}`);
   }
+}
+
+/** Seconds to the tenth of a millisecond: timer noise below that says nothing. */
+function roundSeconds(s: number): number {
+  return Math.round(s * 1e4) / 1e4;
 }
 
 function isAbortError(error: unknown): boolean {
@@ -276,21 +282,21 @@ export async function train(argv: readonly string[]): Promise<number> {
         },
       },
       timing: {
-        loadSeconds,
-        trainSeconds,
-        secondsPerEpoch: epochsCompleted ? trainSeconds / epochsCompleted : null,
-        predictTestSeconds: predictSeconds,
-        totalSeconds: (performance.now() - t0) / 1000,
+        loadSeconds: roundSeconds(loadSeconds),
+        trainSeconds: roundSeconds(trainSeconds),
+        secondsPerEpoch: epochsCompleted ? roundSeconds(trainSeconds / epochsCompleted) : null,
+        predictTestSeconds: roundSeconds(predictSeconds),
+        totalSeconds: roundSeconds((performance.now() - t0) / 1000),
       },
       machine: { ...machineInfo(), backend: nn.backend, dtype: o.dtype, threads: o.threads },
       versions: versionInfo(),
       files: Object.fromEntries(OUTPUT_FILES.map((f) => [f.replace(/\.\w+$/, ''), f])),
     };
-    await writeOutput(outDir, 'summary.json', (path) => writeFile(path, JSON.stringify(summary, null, 2) + '\n'));
+    await writeOutput(outDir, 'summary.json', (path) => writeFile(path, prettyJson(summary) + '\n'));
 
     const out = process.stdout;
     if (config.json) {
-      out.write(JSON.stringify(summary, null, 2) + '\n');
+      out.write(prettyJson(summary) + '\n');
     } else {
       if (interrupted) out.write(`Interrupted after ${epochsCompleted} of ${o.epochs} epochs; the results are for the model as it was then.\n`);
       out.write(`Training accuracy: ${percent(trainAcc.accuracy)}\n`);
