@@ -83,6 +83,8 @@ export interface DecodedModel {
   training: TrainingInfo;
 }
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 const TOP_KEYS = ['format', 'version', 'dtype', 'layers', 'options', 'weights', 'training'];
 const OPTION_KEYS = ['l1', 'l2', 'epochs', 'eta', 'alpha', 'decreaseConst', 'etaSchedule', 'shuffle', 'minibatches', 'randomState'];
 const TRAINING_KEYS = ['samples', 'epochs', 'finalCost', 'savedAt'];
@@ -157,9 +159,13 @@ export function decodeModel(doc: unknown, source: string): DecodedModel {
     }
     const src = mat.data as unknown[];
     const out = new Float64Array(src.length);
+    // A float32 model's weights must fit float32: a larger value would load as Infinity.
+    const limit = d.dtype === 'float32' ? FLOAT32_MAX : Number.MAX_VALUE;
     for (let i = 0; i < src.length; i++) {
       const v = src[i];
-      if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${field}.data[${i}]`, `expected a finite number, found ${describe(v)}`);
+      if (typeof v !== 'number' || !(Math.abs(v) <= limit)) {
+        fail(`${field}.data[${i}]`, `expected a finite ${d.dtype} number, found ${describe(v)}`);
+      }
       out[i] = v as number;
     }
     return out;
@@ -179,6 +185,17 @@ export function decodeModel(doc: unknown, source: string): DecodedModel {
     }
   }
   return { dtype: d.dtype as Dtype, layers, options, weights, training };
+}
+
+/**
+ * The JSON text of a model document. Like `JSON.stringify`, except that negative zero weights are
+ * written as `-0` (which `JSON.parse` reads back as -0), so float64 weights round-trip bit for bit.
+ */
+export function stringifyModel(doc: ModelJSON): string {
+  const { weights, ...rest } = doc;
+  const number = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+  const matrices = weights.map((m) => `{"rows":${m.rows},"cols":${m.cols},"data":[${m.data.map(number).join(',')}]}`);
+  return `${JSON.stringify(rest).slice(0, -1)},"weights":[${matrices.join(',')}]}`;
 }
 
 /** Parses JSON text or bytes of a model file and checks it. */
@@ -298,7 +315,7 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): DecodedMod
     const cols = sizes[l] + 1;
     if (t.dtype !== (elem === 4 ? 'F32' : 'F64')) fail(`tensor ${name}: expected dtype ${elem === 4 ? 'F32' : 'F64'}, found ${describe(t.dtype)}`);
     if (!Array.isArray(t.shape) || t.shape.length !== 2 || t.shape[0] !== rows || t.shape[1] !== cols) {
-      fail(`tensor ${name}: expected shape [${rows}, ${cols}], found ${JSON.stringify(t.shape)}`);
+      fail(`tensor ${name}: expected shape [${rows}, ${cols}], found ${describe(t.shape)}`);
     }
     const off = t.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((v) => Number.isSafeInteger(v) && v >= 0)) {

@@ -3,7 +3,7 @@
  * with L1/L2 regularisation, momentum, a decreasing learning rate and shuffling.
  */
 import { availableParallelism } from 'node:os';
-import { invalidType, outOfRange, stateError } from './errors.js';
+import { invalidFile, invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
 import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
 import { RandomState } from './random.js';
@@ -17,6 +17,7 @@ import {
   decodeModelFile,
   encodeSafetensors,
   parseModel,
+  stringifyModel,
 } from './format.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -654,20 +655,31 @@ export class NeuralNetMLP {
    */
   static fromJSON(json: unknown, options?: LoadOptions): NeuralNetMLP {
     const run = checkLoadOptions(options);
-    return NeuralNetMLP.#fromDecoded(typeof json === 'string' ? parseModel(json, '<json>') : decodeModel(json, '<json>'), run);
+    const decoded = typeof json === 'string' ? parseModel(json, '<json>') : decodeModel(json, '<json>');
+    return NeuralNetMLP.#fromDecoded(decoded, run, '<json>');
   }
 
-  static #fromDecoded(decoded: DecodedModel, run: LoadOptions): NeuralNetMLP {
+  static #fromDecoded(decoded: DecodedModel, run: LoadOptions, source: string): NeuralNetMLP {
     const { layers, options: stored, dtype, weights, training } = decoded;
-    // The constructor's weight draw only sizes the buffers; the file's weights replace it.
-    const model = new NeuralNetMLP({
-      ...stored,
-      nFeatures: layers[0],
-      nHidden: layers.slice(1, -1),
-      nOutput: layers[layers.length - 1],
-      dtype,
-      ...run,
-    });
+    let model: NeuralNetMLP;
+    try {
+      // The constructor's weight draw only sizes the buffers; the file's weights replace it.
+      model = new NeuralNetMLP({
+        ...stored,
+        nFeatures: layers[0],
+        nHidden: layers.slice(1, -1),
+        nOutput: layers[layers.length - 1],
+        dtype,
+        ...run,
+      });
+    } catch (error) {
+      // `run` was checked already, so an argument error here comes from the file's contents.
+      const code = (error as { code?: string }).code;
+      if (code === 'ERR_OUT_OF_RANGE' || code === 'ERR_INVALID_ARG_TYPE' || code === 'ERR_INVALID_ARG_VALUE') {
+        throw invalidFile(source, (error as Error).message);
+      }
+      throw error;
+    }
     model.#net.weights.forEach((w, l) => w.set(weights[l]));
     model.#training = training;
     return model;
@@ -683,7 +695,7 @@ export class NeuralNetMLP {
 
   /** The bytes `save(path)` writes: safetensors for a `.safetensors` path, JSON otherwise. */
   #encodeFor(path: string): string | Uint8Array {
-    return path.endsWith('.safetensors') ? this.toSafetensors() : JSON.stringify(this.toJSON());
+    return path.endsWith('.safetensors') ? this.toSafetensors() : stringifyModel(this.toJSON());
   }
 
   /** Writes the model to `path`: safetensors when it ends in `.safetensors`, JSON (`toJSON`) otherwise. */
@@ -714,7 +726,7 @@ export class NeuralNetMLP {
 
   static #fromBytes(bytes: Uint8Array, name: string, options?: LoadOptions): NeuralNetMLP {
     const run = checkLoadOptions(options);
-    return NeuralNetMLP.#fromDecoded(decodeModelFile(bytes, name), run);
+    return NeuralNetMLP.#fromDecoded(decodeModelFile(bytes, name), run, name);
   }
 
   /** The analytic gradient (backpropagation, regularisation included) and cost over all rows, in float64. */
@@ -747,6 +759,8 @@ function checkLoadOptions(value: unknown): LoadOptions {
   if (value === undefined) return {};
   if (!isPlainObject(value)) throw invalidType('options', 'an object { backend?, threads? }', value);
   checkKnownKeys('options', value, ['backend', 'threads']);
+  if (value.backend !== undefined) oneOf('options.backend', value.backend, ['auto', 'native', 'js'] as const);
+  if (value.threads !== undefined) integerIn('options.threads', value.threads, 1, 1024);
   return value as LoadOptions;
 }
 

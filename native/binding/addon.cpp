@@ -3,6 +3,7 @@
 // dtype (float64/float32) and the input element type (float64/float32/uint8).
 #include <napi.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -264,7 +265,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
   EpochCall parseEpoch(const Napi::CallbackInfo& info, bool keepAlive) {
     Napi::Env env = info.Env();
-    if (running_) throw Napi::Error::New(env, "This trainer is already running an epoch");
+    if (*running_) throw Napi::Error::New(env, "This trainer is already running an epoch");
     checkInputsUnchanged(env);
     if (isFloat32Net(env, info[0]) != float32_) throwType(env, "net.weights", float32_ ? "Float32Arrays" : "Float64Arrays");
     Napi::Object netObj = info[0].As<Napi::Object>();
@@ -333,14 +334,15 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   // settles, the caller must not touch the network's arrays (the model guarantees that).
   class EpochWorker final : public Napi::AsyncWorker {
    public:
-    EpochWorker(Napi::Env env, TrainerWrap* owner, EpochCall call)
-        : Napi::AsyncWorker(env, "neuralnet-mlp:epoch"), owner_(owner), call_(std::move(call)),
-          deferred_(Napi::Promise::Deferred::New(env)) {}
+    EpochWorker(Napi::Env env, std::shared_ptr<AnyTrainer> trainer, std::shared_ptr<std::atomic<bool>> running,
+                EpochCall call)
+        : Napi::AsyncWorker(env, "neuralnet-mlp:epoch"), trainer_(std::move(trainer)), running_(std::move(running)),
+          call_(std::move(call)), deferred_(Napi::Promise::Deferred::New(env)) {}
     Napi::Promise promise() const { return deferred_.Promise(); }
 
     void Execute() override {
       try {
-        done_ = owner_->impl_->epoch(call_.weights.data(), call_.prevDelta.data(), call_.order, call_.n,
+        done_ = trainer_->epoch(call_.weights.data(), call_.prevDelta.data(), call_.order, call_.n,
                                      call_.minibatches, call_.params, call_.costs, call_.stop);
       } catch (const std::bad_alloc&) {
         SetError("Out of memory for the minibatch buffers");
@@ -348,17 +350,28 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
         SetError(e.what());
       }
     }
+    // When the environment is shutting down (a worker thread terminated mid-epoch) settling the
+    // promise can fail; there is no one left to tell, so that failure is dropped.
     void OnOK() override {
-      owner_->running_ = false;
-      deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(done_)));
+      *running_ = false;
+      try {
+        deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(done_)));
+      } catch (const Napi::Error&) {
+      }
     }
     void OnError(const Napi::Error& error) override {
-      owner_->running_ = false;
-      deferred_.Reject(error.Value());
+      *running_ = false;
+      try {
+        deferred_.Reject(error.Value());
+      } catch (const Napi::Error&) {
+      }
     }
 
    private:
-    TrainerWrap* owner_;
+    // Shared with the wrapper, so the trainer outlives it if the environment finalizes the wrapper
+    // while this epoch is still running.
+    std::shared_ptr<AnyTrainer> trainer_;
+    std::shared_ptr<std::atomic<bool>> running_;
     EpochCall call_;
     Napi::Promise::Deferred deferred_;
     std::size_t done_ = 0;
@@ -366,8 +379,8 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
   Napi::Value EpochAsync(const Napi::CallbackInfo& info) {
     EpochCall call = parseEpoch(info, true);
-    auto* worker = new EpochWorker(info.Env(), this, std::move(call));  // napi owns it once queued
-    running_ = true;
+    auto* worker = new EpochWorker(info.Env(), impl_, running_, std::move(call));  // napi owns it once queued
+    *running_ = true;
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -385,13 +398,13 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   }
 
   bool float32_ = false;
-  bool running_ = false;
+  std::shared_ptr<std::atomic<bool>> running_ = std::make_shared<std::atomic<bool>>(false);
   std::vector<int32_t> sizes_;
   std::size_t rows_ = 0;
   const void* data_ = nullptr;
   const int32_t* labels_ = nullptr;
   Napi::ObjectReference dataRef_, labelsRef_;
-  std::unique_ptr<AnyTrainer> impl_;
+  std::shared_ptr<AnyTrainer> impl_;
 };
 
 // outputLogits(net, x, out, threads)
@@ -440,8 +453,18 @@ class LogitsWorker final : public Napi::AsyncWorker {
       SetError("Out of memory for the prediction buffers");
     }
   }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(Env().Undefined());
+    } catch (const Napi::Error&) {  // the environment is shutting down
+    }
+  }
+  void OnError(const Napi::Error& error) override {
+    try {
+      deferred_.Reject(error.Value());
+    } catch (const Napi::Error&) {  // the environment is shutting down
+    }
+  }
 
  private:
   std::unique_ptr<AnyTrainer> trainer_;

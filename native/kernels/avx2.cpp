@@ -29,6 +29,8 @@ struct Vec<double> {
   MLP_AVX2_INLINE static type zero() { return _mm256_setzero_pd(); }
   MLP_AVX2_INLINE static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
   MLP_AVX2_INLINE static type add(type a, type b) { return _mm256_add_pd(a, b); }
+  MLP_AVX2_INLINE static type sub(type a, type b) { return _mm256_sub_pd(a, b); }
+  MLP_AVX2_INLINE static type div(type a, type b) { return _mm256_div_pd(a, b); }
 };
 
 template <>
@@ -41,36 +43,53 @@ struct Vec<float> {
   MLP_AVX2_INLINE static type zero() { return _mm256_setzero_ps(); }
   MLP_AVX2_INLINE static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
   MLP_AVX2_INLINE static type add(type a, type b) { return _mm256_add_ps(a, b); }
+  MLP_AVX2_INLINE static type sub(type a, type b) { return _mm256_sub_ps(a, b); }
+  MLP_AVX2_INLINE static type div(type a, type b) { return _mm256_div_ps(a, b); }
 };
 
-// NV accumulator vectors stay in registers while the row's non-zeros stream past.
+// Gather tiles: NV accumulator vectors stay in registers while the non-zeros stream past.
 template <typename T, typename V, std::size_t NV>
-MLP_AVX2 void gatherTile(const uint32_t* col, const V* val, std::size_t nnz, const T* wT, std::size_t ldw, T* z) {
+MLP_AVX2 void gatherRowsTile(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* wT,
+                             std::size_t ldw, T* z, std::size_t ldz) {
   using W = Vec<T>;
-  typename W::type acc[NV];
-  for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(z + i * W::width);
-  for (std::size_t k = 0; k < nnz; ++k) {
-    const typename W::type v = W::set1(static_cast<T>(val[k]));
-    const T* w = wT + static_cast<std::size_t>(col[k]) * ldw;
-    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(w + i * W::width), acc[i]);
-  }
-  for (std::size_t i = 0; i < NV; ++i) W::store(z + i * W::width, acc[i]);
-}
-
-template <typename T, typename V, std::size_t NV>
-MLP_AVX2 void scatterTile(const uint32_t* col, const V* val, std::size_t nnz, const T* d, T* gT, std::size_t ldg) {
-  using W = Vec<T>;
-  typename W::type dv[NV];
-  for (std::size_t i = 0; i < NV; ++i) dv[i] = W::load(d + i * W::width);
-  for (std::size_t k = 0; k < nnz; ++k) {
-    const typename W::type v = W::set1(static_cast<T>(val[k]));
-    T* g = gT + static_cast<std::size_t>(col[k]) * ldg;
-    for (std::size_t i = 0; i < NV; ++i) W::store(g + i * W::width, W::fma(v, dv[i], W::load(g + i * W::width)));
+  for (std::size_t r = 0; r < rows; ++r) {
+    const uint32_t k0 = x[r].bounds[b0], k1 = x[r].bounds[b1];
+    if (k0 == k1) continue;
+    const uint16_t* col = x[r].col;
+    const V* val = x[r].val;
+    T* zr = z + r * ldz;
+    typename W::type acc[NV];
+    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(zr + i * W::width);
+    for (uint32_t k = k0; k < k1; ++k) {
+      const typename W::type v = W::set1(static_cast<T>(val[k]));
+      const T* w = wT + static_cast<std::size_t>(col[k]) * ldw;
+      for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(w + i * W::width), acc[i]);
+    }
+    for (std::size_t i = 0; i < NV; ++i) W::store(zr + i * W::width, acc[i]);
   }
 }
 
-// Widths are multiples of kPad; tiles of up to kMaxTile vectors (14 accumulators + 1 broadcast
-// fit the 16 YMM registers).
+template <typename T, typename V, std::size_t NV>
+MLP_AVX2 void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
+                             const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg) {
+  using W = Vec<T>;
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t e0 = j * slot, e1 = e0 + count[j];
+    if (e0 == e1) continue;
+    T* g = gT + j * ldg;
+    typename W::type acc[NV];
+    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(g + i * W::width);
+    for (std::size_t e = e0; e < e1; ++e) {
+      const typename W::type v = W::set1(static_cast<T>(val[e]));
+      const T* dr = d + static_cast<std::size_t>(row[e]) * ldd;
+      for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(dr + i * W::width), acc[i]);
+    }
+    for (std::size_t i = 0; i < NV; ++i) W::store(g + i * W::width, acc[i]);
+  }
+}
+
+// Widths are multiples of the vector width; tiles of up to kMaxTile vectors (14 accumulators +
+// 1 broadcast fit the 16 YMM registers).
 constexpr std::size_t kMaxTile = 14;
 
 #define MLP_TILE_SWITCH(KERNEL, NV, ...) \
@@ -91,28 +110,148 @@ constexpr std::size_t kMaxTile = 14;
     default: KERNEL<T, V, 14>(__VA_ARGS__); break; \
   }
 
+// exp(x) for the sigmoid. x is clamped to [lo, hi] (NaN passes through), then
+// exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (two-part ln 2, exact with FMA),
+// |r| <= ln(2)/2, and p the Taylor polynomial of degree 13 (double; truncation < 5e-18
+// relative) or 7 (float; < 6e-9 relative), by Horner with FMA. Measured against a long-double
+// reference on 2^20 random inputs over the sigmoid's useful range, the sigmoid
+// 1 / (1 + exp(-v)) is within 2.5 ulp of the exact value (worst seen: 2.34 ulp double, 2.41 ulp
+// float). The clamp only affects results that are 0 or 1 to within the smallest normal number.
+// The same input always gives the same output.
+MLP_AVX2_INLINE __m256d expClamped(__m256d x) {
+  x = _mm256_max_pd(_mm256_set1_pd(-708.0), x);
+  x = _mm256_min_pd(_mm256_set1_pd(709.0), x);
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634074)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
+  static constexpr double c[14] = {1.0,
+                                   1.0,
+                                   1.0 / 2,
+                                   1.0 / 6,
+                                   1.0 / 24,
+                                   1.0 / 120,
+                                   1.0 / 720,
+                                   1.0 / 5040,
+                                   1.0 / 40320,
+                                   1.0 / 362880,
+                                   1.0 / 3628800,
+                                   1.0 / 39916800,
+                                   1.0 / 479001600,
+                                   1.0 / 6227020800.0};
+  __m256d p = _mm256_set1_pd(c[13]);
+  for (int k = 12; k >= 0; --k) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c[k]));
+  // 2^n from the low bits of n + 1.5 * 2^52 (n is in [-1022, 1023] after the clamp).
+  const __m256i bits = _mm256_castpd_si256(_mm256_add_pd(n, _mm256_set1_pd(6755399441055744.0)));
+  const __m256i scale = _mm256_slli_epi64(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023)), 52);
+  return _mm256_mul_pd(p, _mm256_castsi256_pd(scale));
+}
+
+MLP_AVX2_INLINE __m256 expClamped(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  static constexpr float c[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
+  __m256 p = _mm256_set1_ps(c[7]);
+  for (int k = 6; k >= 0; --k) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c[k]));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+template <typename T>
+MLP_AVX2_INLINE typename Vec<T>::type sigmoidVec(typename Vec<T>::type v) {
+  using W = Vec<T>;
+  const typename W::type e = expClamped(W::sub(W::zero(), v));
+  return W::div(W::set1(T(1)), W::add(W::set1(T(1)), e));
+}
+
 }  // namespace
 
 template <typename T, typename V>
-MLP_AVX2 void sparseGatherAxpy(const uint32_t* col, const V* val, std::size_t nnz, const T* wT, std::size_t ldw, T* z,
-                               std::size_t width) {
+MLP_AVX2 void sparseGatherRows(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* wT,
+                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
   for (std::size_t off = 0, vectors = width / Vec<T>::width; vectors > 0;) {
     const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
-    MLP_TILE_SWITCH(gatherTile, nv, col, val, nnz, wT + off, ldw, z + off)
+    MLP_TILE_SWITCH(gatherRowsTile, nv, rows, x, b0, b1, wT + off, ldw, z + off, ldz)
     off += nv * Vec<T>::width;
     vectors -= nv;
   }
 }
 
 template <typename T, typename V>
-MLP_AVX2 void sparseScatterAxpy(const uint32_t* col, const V* val, std::size_t nnz, const T* d, T* gT,
-                                std::size_t ldg, std::size_t width) {
+MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
+                               const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
   for (std::size_t off = 0, vectors = width / Vec<T>::width; vectors > 0;) {
     const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
-    MLP_TILE_SWITCH(scatterTile, nv, col, val, nnz, d + off, gT + off, ldg)
+    MLP_TILE_SWITCH(gatherColsTile, nv, n, count, slot, row, val, d + off, ldd, gT + off, ldg)
     off += nv * Vec<T>::width;
     vectors -= nv;
   }
+}
+
+template <typename T>
+MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a) {
+  using W = Vec<T>;
+  for (std::size_t r = 0; r < rows; ++r) {
+    T* zr = z + r * ld;
+    T* ar = a + r * ld;
+    for (std::size_t u = 0; u < ld; u += W::width) {
+      typename W::type v = W::load(zr + u);
+      if (bias) v = W::add(v, W::load(bias + u));
+      if (a != z) W::store(zr + u, v);
+      W::store(ar + u, sigmoidVec<T>(v));
+    }
+    for (std::size_t u = n; u < ld; ++u) ar[u] = T(0);
+  }
+}
+
+MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::size_t block, uint16_t* col,
+                                      uint8_t* val, uint32_t* bounds) {
+  std::size_t k = 0, c = 0;
+  const __m256i zero = _mm256_setzero_si256();
+  for (; c + 32 <= n; c += 32) {
+    if (c % block == 0) bounds[c / block] = static_cast<uint32_t>(k);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c));
+    uint32_t mask = ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, zero)));
+    while (mask != 0) {
+      const unsigned i = static_cast<unsigned>(__builtin_ctz(mask));
+      col[k] = static_cast<uint16_t>(c + i);
+      val[k] = src[c + i];
+      ++k;
+      mask &= mask - 1;
+    }
+  }
+  for (; c < n; ++c) {
+    if (c % block == 0) bounds[c / block] = static_cast<uint32_t>(k);
+    if (src[c] != 0) {
+      col[k] = static_cast<uint16_t>(c);
+      val[k] = src[c];
+      ++k;
+    }
+  }
+  bounds[(n + block - 1) / block] = static_cast<uint32_t>(k);
+  return k;
+}
+
+MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
+  std::size_t zeros = 0, c = 0;
+  const __m256i zero = _mm256_setzero_si256();
+  while (c + 32 <= n) {
+    // Per-byte counters of zero bytes, folded into 64-bit sums before they can wrap.
+    __m256i counts = zero;
+    for (std::size_t i = 0; i < 255 && c + 32 <= n; ++i, c += 32) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c));
+      counts = _mm256_sub_epi8(counts, _mm256_cmpeq_epi8(x, zero));
+    }
+    const __m256i sums = _mm256_sad_epu8(counts, zero);
+    zeros += static_cast<std::size_t>(_mm256_extract_epi64(sums, 0)) + static_cast<std::size_t>(_mm256_extract_epi64(sums, 1)) +
+             static_cast<std::size_t>(_mm256_extract_epi64(sums, 2)) + static_cast<std::size_t>(_mm256_extract_epi64(sums, 3));
+  }
+  for (; c < n; ++c) zeros += src[c] == 0;
+  return n - zeros;
 }
 
 template <typename T>
@@ -148,15 +287,19 @@ MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, st
     for (std::size_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i][j] : tile[i][j];
 }
 
-#define MLP_SPARSE_INSTANTIATE(T, V)                                                                                 \
-  template void sparseGatherAxpy<T, V>(const uint32_t*, const V*, std::size_t, const T*, std::size_t, T*,           \
-                                       std::size_t);                                                                 \
-  template void sparseScatterAxpy<T, V>(const uint32_t*, const V*, std::size_t, const T*, T*, std::size_t,          \
-                                        std::size_t);
+#define MLP_SPARSE_INSTANTIATE(T, V)                                                                              \
+  template void sparseGatherRows<T, V>(std::size_t, const SparseRow<V>*, std::size_t, std::size_t, const T*,      \
+                                       std::size_t, T*, std::size_t, std::size_t);                                 \
+  template void sparseGatherCols<T, V>(std::size_t, const uint32_t*, std::size_t, const uint16_t*, const V*,      \
+                                       const T*, std::size_t, T*, std::size_t, std::size_t);
 MLP_SPARSE_INSTANTIATE(double, double)
 MLP_SPARSE_INSTANTIATE(double, float)
+MLP_SPARSE_INSTANTIATE(double, uint8_t)
 MLP_SPARSE_INSTANTIATE(float, double)
 MLP_SPARSE_INSTANTIATE(float, float)
+MLP_SPARSE_INSTANTIATE(float, uint8_t)
+template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
+template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template void gemmMicroKernel<double>(std::size_t, const double*, const double*, double*, std::size_t, std::size_t,
                                       std::size_t, bool);
 template void gemmMicroKernel<float>(std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

@@ -8,11 +8,6 @@
 namespace mlp {
 namespace {
 
-template <typename T>
-inline T sigmoid(T z) {
-  return T(1) / (T(1) + std::exp(-z));
-}
-
 // log(1 + e^x) without overflow: the cross-entropy from a pre-activation, never log(0).
 inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 
@@ -22,11 +17,21 @@ inline T signOf(T v) {
 }
 
 // Work below this many multiply-adds per task is not worth waking another thread for.
-constexpr std::size_t kMinWorkPerTask = 1 << 16;
-// Features per block of the layer-1 gradient: 64 rows of 56 doubles stay in a 32 KiB L1.
-constexpr std::size_t kFeatureBlock = 64;
+constexpr std::size_t kMinWorkPerTask = 1 << 18;
 // Compress the input when at most this fraction of its elements is non-zero.
 constexpr double kSparseDensity = 0.5;
+// Layer 1 on sparse input. The forward pass takes kForwardRows samples at a time through the
+// features in blocks of kFeatureBlock, so a block's weight rows stay close while the samples'
+// non-zeros in it are gathered. The gradient takes the samples in blocks whose delta rows
+// (kGradientBlockBytes) stay in L1, buckets the block's non-zeros by feature, and sums each
+// feature's terms in registers (no store per non-zero).
+constexpr std::size_t kForwardRows = 64;
+constexpr std::size_t kFeatureBlock = 64;  // a multiple of 32 (compressRow)
+constexpr std::size_t kGradientBlockBytes = 24576;
+// Features per step of the layer-1 gradient's transposition into the weights' layout.
+constexpr std::size_t kTransposeBlock = 16;
+// Rows per forward pass when computing the output of a whole data set.
+constexpr std::size_t kPredictChunk = 1024;
 
 }  // namespace
 
@@ -36,317 +41,509 @@ Trainer<T, X>::Trainer(std::vector<int32_t> sizes, Input<X> x, const int32_t* la
     : sizes_(std::move(sizes)), x_(x), labels_(labels), isa_(isa) {
   ld_.resize(sizes_.size());
   for (std::size_t l = 0; l < sizes_.size(); ++l) ld_[l] = padded(units(l));
-  const std::size_t n = x_.rows * x_.cols;
-  std::size_t nonZeros = 0;
-  for (std::size_t i = 0; i < n; ++i) nonZeros += x_.data[i] != X(0);
-  sparse_ = static_cast<double>(nonZeros) <= kSparseDensity * static_cast<double>(n);
+  featureBlock_ = kFeatureBlock;
+  featureBlocks_ = (x_.cols + featureBlock_ - 1) / featureBlock_;
+  width1_ = std::min(ld_[1], simdPadded<T>(units(1)));
+  threads = std::max(1u, threads);
+  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
+  scratch_.resize(maxTasks() + 1);
+
+  // Density, then the compressed rows: both in row chunks across threads (the result does not
+  // depend on the chunks).
+  const std::size_t chunks = std::max<std::size_t>(1, std::min(maxTasks(), x_.rows));
+  std::vector<std::size_t> chunkNonZeros(chunks + 1, 0);
+  runTasks(chunks, [&](std::size_t t) {
+    const std::size_t r0 = splitStart(x_.rows, chunks, t), r1 = splitStart(x_.rows, chunks, t + 1);
+    chunkNonZeros[t + 1] = countNonZero(isa_, x_.data + r0 * x_.cols, (r1 - r0) * x_.cols);
+  });
+  for (std::size_t t = 0; t < chunks; ++t) chunkNonZeros[t + 1] += chunkNonZeros[t];
+  const std::size_t n = x_.rows * x_.cols, nonZeros = chunkNonZeros[chunks];
+  // Feature indices are stored in 16 bits.
+  sparse_ = x_.cols <= 65536 && static_cast<double>(nonZeros) <= kSparseDensity * static_cast<double>(n);
   if (sparse_ && compress) {
+    const std::size_t nb = featureBlocks_ + 1;
     rowStart_.resize(x_.rows + 1);
     nzCol_.resize(nonZeros);
     nzVal_.resize(nonZeros);
-    std::size_t k = 0;
-    for (std::size_t r = 0; r < x_.rows; ++r) {
-      rowStart_[r] = k;
-      const X* src = x_.data + r * x_.cols;
-      for (std::size_t c = 0; c < x_.cols; ++c) {
-        if (src[c] != X(0)) {
-          nzCol_[k] = static_cast<uint32_t>(c);
-          nzVal_[k] = static_cast<V>(src[c]);
-          ++k;
-        }
+    nzBounds_.resize(x_.rows * nb);
+    runTasks(chunks, [&](std::size_t t) {
+      const std::size_t r0 = splitStart(x_.rows, chunks, t), r1 = splitStart(x_.rows, chunks, t + 1);
+      std::size_t k = chunkNonZeros[t];
+      for (std::size_t r = r0; r < r1; ++r) {
+        rowStart_[r] = k;
+        k += compressRow(isa_, x_.data + r * x_.cols, x_.cols, featureBlock_, nzCol_.data() + k, nzVal_.data() + k,
+                         nzBounds_.data() + r * nb);
       }
+    });
+    rowStart_[x_.rows] = nonZeros;
+    blockWeight_.assign(featureBlocks_, 0.0);
+    for (std::size_t r = 0; r < x_.rows; ++r) {
+      const uint32_t* bounds = nzBounds_.data() + r * nb;
+      for (std::size_t b = 0; b < featureBlocks_; ++b) blockWeight_[b] += bounds[b + 1] - bounds[b];
     }
-    rowStart_[x_.rows] = k;
   }
-  threads = std::max(1u, threads);
-  if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
-  cursors_.resize(threads);
-  gemm_.resize(threads);
 }
 
-// The non-zeros of the m rows about to be used: views into the whole input's index when there is
-// one, otherwise compressed now into a buffer for just these rows.
+// The non-zeros of minibatch rows [r0, r1), copied (from the whole input's index when there is
+// one, otherwise compressed now) into the task's buffer: contiguous, so both passes over them
+// stream through memory.
 template <typename T, typename X>
-void Trainer<T, X>::compressRows(const int32_t* rows, std::size_t row0, std::size_t m) {
-  views_.resize(m);
-  const auto sampleRow = [&](std::size_t r) { return rows ? static_cast<std::size_t>(rows[r]) : row0 + r; };
+void Trainer<T, X>::compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1) {
+  const std::size_t nb = featureBlocks_ + 1;
+  uint32_t* bounds = s.rowBounds.ensure((r1 - r0) * nb);
+  std::size_t k = 0;
   if (!rowStart_.empty()) {
-    for (std::size_t r = 0; r < m; ++r) {
-      const std::size_t i = sampleRow(r), s = rowStart_[i];
-      views_[r] = RowView{nzCol_.data() + s, nzVal_.data() + s, rowStart_[i + 1] - s};
+    std::size_t total = 0;
+    for (std::size_t r = r0; r < r1; ++r) {
+      const std::size_t i = sampleRow(rows, row0, r);
+      total += rowStart_[i + 1] - rowStart_[i];
+    }
+    uint16_t* col = s.rowCol.ensure(total);
+    X* val = s.rowVal.ensure(total);
+    constexpr std::size_t kAhead = 16;
+    for (std::size_t r = r0; r < r1; ++r) {
+      if (r + kAhead < r1) {
+        const std::size_t ia = sampleRow(rows, row0, r + kAhead);
+        const std::size_t a0 = rowStart_[ia], a1 = rowStart_[ia + 1];
+        for (std::size_t q = a0; q < a1; q += 64 / sizeof(uint16_t)) __builtin_prefetch(nzCol_.data() + q);
+        __builtin_prefetch(nzCol_.data() + a1 - 1);
+        for (std::size_t q = a0; q < a1; q += 64 / sizeof(X)) __builtin_prefetch(nzVal_.data() + q);
+        __builtin_prefetch(nzVal_.data() + a1 - 1);
+        __builtin_prefetch(nzBounds_.data() + ia * nb);
+      }
+      const std::size_t i = sampleRow(rows, row0, r), st = rowStart_[i], cnt = rowStart_[i + 1] - st;
+      std::copy(nzCol_.data() + st, nzCol_.data() + st + cnt, col + k);
+      std::copy(nzVal_.data() + st, nzVal_.data() + st + cnt, val + k);
+      uint32_t* bd = bounds + (r - r0) * nb;
+      std::copy(nzBounds_.data() + i * nb, nzBounds_.data() + (i + 1) * nb, bd);
+      views_[r] = RowView{col + k, val + k, bd};
+      k += cnt;
     }
     return;
   }
-  chunkCol_.resize(m * x_.cols);
-  chunkVal_.resize(m * x_.cols);
-  std::size_t k = 0;
-  for (std::size_t r = 0; r < m; ++r) {
-    const X* src = x_.data + sampleRow(r) * x_.cols;
-    const std::size_t start = k;
-    for (std::size_t c = 0; c < x_.cols; ++c) {
-      if (src[c] != X(0)) {
-        chunkCol_[k] = static_cast<uint32_t>(c);
-        chunkVal_[k] = static_cast<V>(src[c]);
-        ++k;
-      }
-    }
-    views_[r] = RowView{chunkCol_.data() + start, chunkVal_.data() + start, k - start};
+  uint16_t* col = s.rowCol.ensure((r1 - r0) * x_.cols);
+  X* val = s.rowVal.ensure((r1 - r0) * x_.cols);
+  for (std::size_t r = r0; r < r1; ++r) {
+    const X* src = x_.data + sampleRow(rows, row0, r) * x_.cols;
+    uint32_t* bd = bounds + (r - r0) * nb;
+    const std::size_t cnt = compressRow(isa_, src, x_.cols, featureBlock_, col + k, val + k, bd);
+    views_[r] = RowView{col + k, val + k, bd};
+    k += cnt;
   }
 }
 
 template <typename T, typename X>
 std::size_t Trainer<T, X>::tasksFor(std::size_t work) const {
-  const std::size_t threads = pool_ ? pool_->threads() : 1;
-  return std::max<std::size_t>(1, std::min(threads, work / kMinWorkPerTask));
+  return std::max<std::size_t>(1, std::min(maxTasks(), work / kMinWorkPerTask));
 }
 
 template <typename T, typename X>
-void Trainer<T, X>::reserve(std::size_t m) {
-  if (m <= capacity_) return;
+void Trainer<T, X>::runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job) {
+  if (pool_ && tasks > 1) {
+    pool_->run(tasks, job);
+  } else {
+    for (std::size_t t = 0; t < tasks; ++t) job(t);
+  }
+}
+
+template <typename T, typename X>
+void Trainer<T, X>::reserve(std::size_t m, bool training) {
+  if (m <= capacity_ && (trainingCapacity_ || !training)) return;
+  m = std::max(m, capacity_);
+  training = training || trainingCapacity_;
   const std::size_t L = layers();
   acts_.assign(L + 1, {});
   deltas_.assign(L + 1, {});
   for (std::size_t l = 1; l <= L; ++l) {
     acts_[l].assign(m * ld_[l], T(0));
-    deltas_[l].assign(m * ld_[l], T(0));
+    if (training) deltas_[l].assign(m * ld_[l], T(0));
   }
   logits_.assign(m * ld_[L], T(0));
-  for (auto& c : cursors_) c.assign(m, 0);
-  grads_.assign(L, {});
-  for (std::size_t l = 0; l < L; ++l) grads_[l].assign(units(l + 1) * (units(l) + 1), T(0));
+  biases_.assign(L, {});
+  for (std::size_t l = 0; l < L; ++l) biases_[l].assign(ld_[l + 1], T(0));
   w1T_.assign(x_.cols * ld_[1], T(0));
-  g1T_.assign(x_.cols * ld_[1], T(0));
-  bias1_.assign(ld_[1], T(0));
+  views_.resize(m);
+  if (training) {
+    grads_.assign(L, {});
+    for (std::size_t l = 0; l < L; ++l) grads_[l].assign(units(l + 1) * (units(l) + 1), T(0));
+    g1T_.assign(x_.cols * ld_[1], T(0));
+    prev1T_.assign(x_.cols * ld_[1], T(0));
+    costTerms_.assign(m * units(L), 0.0);
+  }
   capacity_ = m;
+  trainingCapacity_ = training;
 }
 
-// Layer 1's weights transposed (features x ld_1, zero padding), so one feature's weights for
-// all units are contiguous: the vector the sparse kernel streams for each non-zero.
+// Every layer's bias column as a contiguous vector, and layer 1's weights transposed (features x
+// ld_1, zero padding) so one feature's weights for all units are contiguous: the vector the
+// sparse kernels stream for each non-zero. With prevDelta, its layer-1 part transposed too.
 template <typename T, typename X>
-void Trainer<T, X>::packFirstLayer(const T* w1) {
+void Trainer<T, X>::packWeights(T* const* weights, T* const* prevDelta) {
+  for (std::size_t l = 0; l < layers(); ++l) {
+    const std::size_t nIn = units(l);
+    for (std::size_t o = 0; o < units(l + 1); ++o) biases_[l][o] = weights[l][o * (nIn + 1)];
+  }
+  if (!sparse_) return;
   const std::size_t H = units(1), K = units(0), ld = ld_[1];
-  for (std::size_t u = 0; u < H; ++u) {
-    const T* src = w1 + u * (K + 1);
-    bias1_[u] = src[0];
-    for (std::size_t j = 0; j < K; ++j) w1T_[j * ld + u] = src[1 + j];
+  for (std::size_t j0 = 0; j0 < K; j0 += kTransposeBlock) {
+    const std::size_t j1 = std::min(K, j0 + kTransposeBlock);
+    for (std::size_t u = 0; u < H; ++u) {
+      const T* src = weights[0] + u * (K + 1) + 1;
+      for (std::size_t j = j0; j < j1; ++j) w1T_[j * ld + u] = src[j];
+      if (prevDelta) {
+        const T* psrc = prevDelta[0] + u * (K + 1) + 1;
+        for (std::size_t j = j0; j < j1; ++j) prev1T_[j * ld + u] = psrc[j];
+      }
+    }
   }
 }
 
 template <typename T, typename X>
-void Trainer<T, X>::forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m) {
-  const std::size_t L = layers();
+void Trainer<T, X>::unpackWeights(T* const* weights, T* const* prevDelta) {
+  if (!sparse_) return;
+  const std::size_t H = units(1), K = units(0), ld = ld_[1];
+  for (std::size_t j0 = 0; j0 < K; j0 += kTransposeBlock) {
+    const std::size_t j1 = std::min(K, j0 + kTransposeBlock);
+    for (std::size_t u = 0; u < H; ++u) {
+      T* dst = weights[0] + u * (K + 1) + 1;
+      T* pdst = prevDelta[0] + u * (K + 1) + 1;
+      for (std::size_t j = j0; j < j1; ++j) {
+        dst[j] = w1T_[j * ld + u];
+        pdst[j] = prev1T_[j * ld + u];
+      }
+    }
+  }
+}
 
-  // Layer 1 (always hidden): z = W1 . [1, x]; a = sigmoid(z). Samples are independent, so they are
-  // split across threads.
+template <typename T, typename X>
+void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_t* rows, std::size_t row0,
+                               std::size_t r0, std::size_t r1, bool backward) {
+  const std::size_t L = layers(), m = r1 - r0;
+  if (m == 0) return;
+  Scratch& s = scratch_[task];
+
+  // Layer 1 (always hidden): z = W1 . [1, x]; a = sigmoid(z).
   {
     const std::size_t H = units(1), K = units(0), ld = ld_[1];
     T* a1 = acts_[1].data();
-    const T* w1 = weights[0];
     if (sparse_) {
-      packFirstLayer(w1);
-      compressRows(rows, row0, m);
-      const std::size_t tasks = tasksFor(m * K * H / 4);
-      auto job = [&](std::size_t t) {
-        for (std::size_t r = splitStart(m, tasks, t); r < splitStart(m, tasks, t + 1); ++r) {
-          T* z = a1 + r * ld;
-          std::copy(bias1_.begin(), bias1_.end(), z);
-          const RowView& v = views_[r];
-          sparseGatherAxpy(isa_, v.col, v.val, v.nnz, w1T_.data(), ld, z, ld);
-          for (std::size_t u = 0; u < H; ++u) z[u] = sigmoid(z[u]);
-          for (std::size_t u = H; u < ld; ++u) z[u] = T(0);
-        }
-      };
-      if (pool_) pool_->run(tasks, job); else job(0);
+      compressRows(s, rows, row0, r0, r1);
+      for (std::size_t s0 = r0; s0 < r1; s0 += kForwardRows) {
+        const std::size_t s1 = std::min(r1, s0 + kForwardRows);
+        for (std::size_t r = s0; r < s1; ++r) std::copy(biases_[0].begin(), biases_[0].end(), a1 + r * ld);
+        for (std::size_t b = 0; b < featureBlocks_; ++b)
+          sparseGatherRows(isa_, s1 - s0, views_.data() + s0, b, b + 1, w1T_.data(), ld, a1 + s0 * ld, ld, width1_);
+        biasSigmoid<T>(isa_, s1 - s0, H, ld, nullptr, a1 + s0 * ld, a1 + s0 * ld);
+      }
     } else {
+      const T* w1 = weights[0];
       const auto wT = dense(w1 + 1, 1, static_cast<std::ptrdiff_t>(K + 1));
-      const auto a = rows ? dense(x_.data, static_cast<std::ptrdiff_t>(x_.cols), 1, rows)
-                          : dense(x_.data + row0 * x_.cols, static_cast<std::ptrdiff_t>(x_.cols), 1);
-      gemm(isa_, m, H, K, a, wT, a1, ld, false, gemm_[0]);
-      for (std::size_t r = 0; r < m; ++r)
-        for (std::size_t u = 0; u < H; ++u) a1[r * ld + u] = sigmoid(a1[r * ld + u] + w1[u * (K + 1)]);
+      const auto a = rows ? dense(x_.data, static_cast<std::ptrdiff_t>(x_.cols), 1, rows + r0)
+                          : dense(x_.data + (row0 + r0) * x_.cols, static_cast<std::ptrdiff_t>(x_.cols), 1);
+      gemm(isa_, m, H, K, a, wT, a1 + r0 * ld, ld, false, s.gemm);
+      biasSigmoid<T>(isa_, m, H, ld, biases_[0].data(), a1 + r0 * ld, a1 + r0 * ld);
     }
   }
 
   for (std::size_t l = 2; l <= L; ++l) {
     const std::size_t nIn = units(l - 1), nOut = units(l), ld = ld_[l];
     const T* w = weights[l - 1];
-    T* z = (l == L) ? logits_.data() : acts_[l].data();
-    const auto a = dense<T>(acts_[l - 1].data(), static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
+    T* z = ((l == L) ? logits_.data() : acts_[l].data()) + r0 * ld;
+    const auto a = dense<T>(acts_[l - 1].data() + r0 * ld_[l - 1], static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
     const auto wT = dense(w + 1, 1, static_cast<std::ptrdiff_t>(nIn + 1));
-    gemm(isa_, m, nOut, nIn, a, wT, z, ld, false, gemm_[0]);
-    T* act = acts_[l].data();
+    gemm(isa_, m, nOut, nIn, a, wT, z, ld, false, s.gemm);
+    biasSigmoid<T>(isa_, m, nOut, ld, biases_[l - 1].data(), z, acts_[l].data() + r0 * ld);
+  }
+  if (!backward) return;
+
+  // Output layer: cross-entropy terms from pre-activations, and sigma = a - y.
+  {
+    const std::size_t nOutput = units(L), ldOut = ld_[L];
+    const T* aOut = acts_[L].data();
+    T* dOut = deltas_[L].data();
+    for (std::size_t r = r0; r < r1; ++r) {
+      const std::size_t label = static_cast<std::size_t>(labels_[sampleRow(rows, row0, r)]);
+      double* terms = costTerms_.data() + r * nOutput;
+      for (std::size_t o = 0; o < nOutput; ++o) {
+        const std::size_t k = r * ldOut + o;
+        const double z = static_cast<double>(logits_[k]);
+        if (o == label) {
+          terms[o] = softplus(-z);
+          dOut[k] = aOut[k] - T(1);
+        } else {
+          terms[o] = softplus(z);
+          dOut[k] = aOut[k];
+        }
+      }
+    }
+  }
+  // sigma_prev = (sigma . W[:, 1:]) * a_prev * (1 - a_prev)
+  for (std::size_t l = L; l >= 2; --l) {
+    const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l], ldPrev = ld_[l - 1];
+    const auto dm = dense<T>(deltas_[l].data() + r0 * ld, static_cast<std::ptrdiff_t>(ld), 1);
+    const auto wm = dense<T>(weights[l - 1] + 1, static_cast<std::ptrdiff_t>(stride), 1);
+    T* dPrev = deltas_[l - 1].data() + r0 * ldPrev;
+    gemm(isa_, m, nIn, nUnits, dm, wm, dPrev, ldPrev, false, s.gemm);
+    const T* aPrev = acts_[l - 1].data() + r0 * ldPrev;
     for (std::size_t r = 0; r < m; ++r) {
-      for (std::size_t o = 0; o < nOut; ++o) {
-        const T v = z[r * ld + o] + w[o * (nIn + 1)];
-        z[r * ld + o] = v;
-        act[r * ld + o] = sigmoid(v);
-      }
+      T* dr = dPrev + r * ldPrev;
+      const T* ar = aPrev + r * ldPrev;
+      for (std::size_t c = 0; c < nIn; ++c) dr[c] *= ar[c] * (T(1) - ar[c]);
     }
   }
 }
 
+// Every layer's activations (and with `backward` the deltas) of minibatch rows [0, m). Samples
+// are independent, so they are split across threads.
 template <typename T, typename X>
-double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2) {
-  const std::size_t L = layers();
-  forward(weights, rows, 0, m);
+void Trainer<T, X>::forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward) {
+  const std::size_t tasks = tasksFor(m * units(0) * units(1) / 4);
+  runTasks(tasks, [&](std::size_t t) {
+    samplePass(t, weights, rows, row0, splitStart(m, tasks, t), splitStart(m, tasks, t + 1), backward);
+  });
+}
 
-  // Output layer: cross-entropy from pre-activations, and sigma = a - y.
-  const std::size_t nOutput = units(L), ldOut = ld_[L];
-  const T* aOut = acts_[L].data();
-  T* dOut = deltas_[L].data();
-  double cost = 0;
-  for (std::size_t r = 0; r < m; ++r) {
-    const std::size_t label = static_cast<std::size_t>(labels_[rows[r]]);
-    for (std::size_t o = 0; o < nOutput; ++o) {
-      const std::size_t k = r * ldOut + o;
-      const double z = static_cast<double>(logits_[k]);
-      if (o == label) {
-        cost += softplus(-z);
-        dOut[k] = aOut[k] - T(1);
-      } else {
-        cost += softplus(z);
-        dOut[k] = aOut[k];
+// grad1[:, 1:]^T rows for the features of blocks [b0, b1): for each block of samples, their
+// non-zeros in these features sorted by feature (counting sort, samples in order), then each
+// feature's sum over the block added in sample order. Every feature's sum runs over the
+// minibatch in sample order, whatever the blocks and tasks.
+template <typename T, typename X>
+void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t m) {
+  const std::size_t ld = ld_[1], K = units(0);
+  const std::size_t j0 = b0 * featureBlock_, j1 = std::min(K, b1 * featureBlock_);
+  if (j1 <= j0) return;
+  const std::size_t nJ = j1 - j0;
+  std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + j1 * ld, T(0));
+  Scratch& s = scratch_[task];
+  const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / (ld * sizeof(T))));
+  // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot.
+  uint32_t* __restrict count = s.cscCount.ensure(nJ);
+  uint16_t* __restrict row = s.cscRow.ensure(nJ * block);
+  X* __restrict val = s.cscVal.ensure(nJ * block);
+  const T* d = deltas_[1].data();
+  for (std::size_t s0 = 0; s0 < m; s0 += block) {
+    const std::size_t s1 = std::min(m, s0 + block);
+    std::fill(count, count + nJ, 0u);
+    for (std::size_t r = s0; r < s1; ++r) {
+      const uint16_t* const col = views_[r].col;
+      const X* const x = views_[r].val;
+      const uint32_t k0 = views_[r].bounds[b0], k1 = views_[r].bounds[b1];
+      const uint16_t rr = static_cast<uint16_t>(r - s0);
+      for (uint32_t k = k0; k < k1; ++k) {
+        const std::size_t j = col[k] - j0;
+        const std::size_t p = j * block + count[j]++;
+        row[p] = rr;
+        val[p] = x[k];
       }
     }
+    sparseGatherCols(isa_, nJ, count, block, row, val, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_);
   }
-  // The seed's regularisation cost over the non-bias weights of every layer.
-  double absSum = 0, sqSum = 0;
-  for (std::size_t l = 0; l < L; ++l) {
-    const std::size_t nIn = units(l);
-    const T* w = weights[l];
-    for (std::size_t o = 0; o < units(l + 1); ++o)
-      for (std::size_t c = 1; c <= nIn; ++c) {
-        const double v = static_cast<double>(w[o * (nIn + 1) + c]);
-        absSum += std::fabs(v);
-        sqSum += v * v;
-      }
-  }
-  cost += (l1 / 2) * absSum + (l2 / 2) * sqSum;
+}
 
-  for (std::size_t l = L; l >= 1; --l) {
-    const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l];
-    const T* d = deltas_[l].data();
-    const T* w = weights[l - 1];
-    T* g = grads_[l - 1].data();
-    // Bias column: the sum of the deltas over the minibatch, in sample order.
-    for (std::size_t o = 0; o < nUnits; ++o) g[o * stride] = T(0);
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t o = 0; o < nUnits; ++o) g[o * stride] += d[r * ld + o];
-
-    if (l > 1) {
-      // grad[:, 1:] = sigma^T . a_prev
-      const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
-      const auto a = dense<T>(acts_[l - 1].data(), static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
-      gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, gemm_[0]);
-      // sigma_prev = (sigma . W[:, 1:]) * a_prev * (1 - a_prev)
-      T* dPrev = deltas_[l - 1].data();
-      const std::size_t ldPrev = ld_[l - 1];
-      const auto dm = dense<T>(d, static_cast<std::ptrdiff_t>(ld), 1);
-      const auto wm = dense<T>(w + 1, static_cast<std::ptrdiff_t>(stride), 1);
-      gemm(isa_, m, nIn, nUnits, dm, wm, dPrev, ldPrev, false, gemm_[0]);
-      const T* aPrev = acts_[l - 1].data();
-      for (std::size_t r = 0; r < m; ++r)
-        for (std::size_t c = 0; c < nIn; ++c) {
-          const T av = aPrev[r * ldPrev + c];
-          dPrev[r * ldPrev + c] *= av * (T(1) - av);
-        }
-    } else if (sparse_) {
-      // grad1[:, 1:]^T = sum over samples of x_r^T sigma_r. Features are taken in blocks whose
-      // gradient rows stay in L1 while every sample of the minibatch adds into them; each task
-      // owns whole blocks and adds the samples in order, so the sums do not depend on the threads.
-      const std::size_t K = nIn;
-      const std::size_t blocks = (K + kFeatureBlock - 1) / kFeatureBlock;
-      const std::size_t tasks = std::min(blocks, tasksFor(m * K * nUnits / 4));
-      auto job = [&](std::size_t t) {
-        const std::size_t b0 = splitStart(blocks, tasks, t), b1 = splitStart(blocks, tasks, t + 1);
-        const std::size_t j0 = b0 * kFeatureBlock, jEnd = std::min(K, b1 * kFeatureBlock);
-        std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + jEnd * ld, T(0));
-        std::vector<std::size_t>& cursor = cursors_[t];
-        for (std::size_t r = 0; r < m; ++r) {
-          const RowView& v = views_[r];
-          cursor[r] = static_cast<std::size_t>(std::lower_bound(v.col, v.col + v.nnz, static_cast<uint32_t>(j0)) - v.col);
-        }
-        for (std::size_t b = b0; b < b1; ++b) {
-          const uint32_t j1 = static_cast<uint32_t>(std::min(K, (b + 1) * kFeatureBlock));
-          for (std::size_t r = 0; r < m; ++r) {
-            const RowView& v = views_[r];
-            const std::size_t c = cursor[r];
-            std::size_t e = c;
-            while (e < v.nnz && v.col[e] < j1) ++e;
-            if (e > c) sparseScatterAxpy(isa_, v.col + c, v.val + c, e - c, d + r * ld, g1T_.data(), ld, ld);
-            cursor[r] = e;
-          }
-        }
-      };
-      if (pool_) pool_->run(tasks, job); else job(0);
-      for (std::size_t u = 0; u < nUnits; ++u)
-        for (std::size_t j = 0; j < K; ++j) g[u * stride + 1 + j] = g1T_[j * ld + u];
-    } else {
-      const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
-      const auto a = dense(x_.data, static_cast<std::ptrdiff_t>(x_.cols), 1, rows);
-      gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, gemm_[0]);
+// Regularisation on the non-bias columns [c0, c1) of layer l's gradient, in the seed's order:
+// + l2*w, then + l1*sign(w).
+template <typename T, typename X>
+void Trainer<T, X>::regularise(std::size_t l, T* const* weights, std::size_t c0, std::size_t c1, double l1,
+                               double l2) {
+  if (l1 == 0 && l2 == 0) return;
+  const T tl1 = static_cast<T>(l1), tl2 = static_cast<T>(l2);
+  const std::size_t stride = units(l) + 1;
+  const T* w = weights[l];
+  T* g = grads_[l].data();
+  c0 = std::max<std::size_t>(c0, 1);
+  for (std::size_t o = 0; o < units(l + 1); ++o)
+    for (std::size_t c = c0; c < c1; ++c) {
+      const std::size_t k = o * stride + c;
+      g[k] = g[k] + tl2 * w[k] + tl1 * signOf(w[k]);
     }
-    // Regularisation on the non-bias columns, in the seed's order: + l2*w, then + l1*sign(w).
-    if (l1 != 0 || l2 != 0) {
-      const T tl1 = static_cast<T>(l1), tl2 = static_cast<T>(l2);
-      for (std::size_t o = 0; o < nUnits; ++o)
-        for (std::size_t c = 1; c < stride; ++c) {
-          const std::size_t k = o * stride + c;
-          g[k] = g[k] + tl2 * w[k] + tl1 * signOf(w[k]);
-        }
-    }
-  }
-  return cost;
 }
 
 template <typename T, typename X>
-void Trainer<T, X>::update(T* const* weights, T* const* prevDelta, double eta, double alpha) {
-  const T teta = static_cast<T>(eta), talpha = static_cast<T>(alpha);
-  for (std::size_t l = 0; l < layers(); ++l) {
-    T* w = weights[l];
-    T* prev = prevDelta[l];
-    const T* g = grads_[l].data();
-    const std::size_t n = grads_[l].size();
-    for (std::size_t k = 0; k < n; ++k) {
+void Trainer<T, X>::updateColumns(std::size_t l, T* const* weights, T* const* prevDelta, std::size_t c0,
+                                  std::size_t c1, const StepParams& p) {
+  const T teta = static_cast<T>(p.eta), talpha = static_cast<T>(p.alpha);
+  const std::size_t stride = units(l) + 1;
+  T* w = weights[l];
+  T* prev = prevDelta[l];
+  const T* g = grads_[l].data();
+  for (std::size_t o = 0; o < units(l + 1); ++o)
+    for (std::size_t c = c0; c < c1; ++c) {
+      const std::size_t k = o * stride + c;
       const T delta = teta * g[k];
       w[k] -= delta + talpha * prev[k];
       prev[k] = delta;
     }
+}
+
+template <typename T, typename X>
+double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2,
+                               T* const* prevDelta, const StepParams* step) {
+  const std::size_t L = layers();
+
+  // The seed's regularisation cost over the non-bias weights of every layer (four running sums;
+  // layer 1 from its transposed copy when the input is sparse).
+  double absSum = 0, sqSum = 0;
+  auto addRows = [&](const T* w, std::size_t rowCount, std::size_t rowStride, std::size_t n) {
+    double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+    for (std::size_t o = 0; o < rowCount; ++o) {
+      const T* wr = w + o * rowStride;
+      std::size_t c = 0;
+      for (; c + 4 <= n; c += 4)
+        for (std::size_t i = 0; i < 4; ++i) {
+          const double v = static_cast<double>(wr[c + i]);
+          a[i] += std::fabs(v);
+          q[i] += v * v;
+        }
+      for (; c < n; ++c) {
+        const double v = static_cast<double>(wr[c]);
+        a[0] += std::fabs(v);
+        q[0] += v * v;
+      }
+    }
+    absSum += (a[0] + a[1]) + (a[2] + a[3]);
+    sqSum += (q[0] + q[1]) + (q[2] + q[3]);
+  };
+  for (std::size_t l = 0; l < L; ++l) {
+    if (l == 0 && sparse_)
+      addRows(w1T_.data(), units(0), ld_[1], units(1));
+    else
+      addRows(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
   }
+
+  {
+    forward(weights, rows, 0, m, true);
+  }
+
+  double cost = 0;
+  for (std::size_t k = 0, n = m * units(L); k < n; ++k) cost += costTerms_[k];
+  cost += (l1 / 2) * absSum + (l2 / 2) * sqSum;
+
+  // Everything but layer 1's non-bias columns when the input is sparse: bias sums, the other
+  // layers' gradients (sigma^T . a_prev), regularisation and update.
+  auto smallLayers = [&]() {
+    for (std::size_t l = L; l >= 1; --l) {
+      const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l];
+      const T* d = deltas_[l].data();
+      T* g = grads_[l - 1].data();
+      // Bias column: the sum of the deltas over the minibatch, in sample order.
+      std::vector<T> acc(ld, T(0));
+      for (std::size_t r = 0; r < m; ++r) {
+        const T* dr = d + r * ld;
+        for (std::size_t o = 0; o < ld; ++o) acc[o] += dr[o];
+      }
+      for (std::size_t o = 0; o < nUnits; ++o) g[o * stride] = acc[o];
+      const bool whole = l > 1 || !sparse_;
+      if (l > 1) {
+        const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
+        const auto a = dense<T>(acts_[l - 1].data(), static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
+        gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, scratch_.back().gemm);
+      } else if (!sparse_) {
+        const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
+        const auto a = dense(x_.data, static_cast<std::ptrdiff_t>(x_.cols), 1, rows);
+        gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, scratch_.back().gemm);
+      }
+      if (whole) regularise(l - 1, weights, 1, stride, l1, l2);
+      if (step) {
+        updateColumns(l - 1, weights, prevDelta, 0, whole ? stride : 1, *step);
+        T* b = biases_[l - 1].data();
+        for (std::size_t o = 0; o < nUnits; ++o) b[o] = weights[l - 1][o * stride];
+      }
+    }
+  };
+
+  if (!sparse_) {
+    smallLayers();
+    return cost;
+  }
+
+  // Layer 1's non-bias columns, split by feature blocks of about equal numbers of non-zeros.
+  const std::size_t K = units(0), H = units(1), ld = ld_[1], stride = K + 1;
+  const std::size_t featureTasks = std::min(featureBlocks_, tasksFor(m * K * H / 4));
+  std::vector<std::size_t> split(featureTasks + 1, featureBlocks_);
+  split[0] = 0;
+  {
+    double total = 0;
+    for (std::size_t b = 0; b < featureBlocks_; ++b) total += blockWeight_.empty() ? 1.0 : blockWeight_[b];
+    double acc = 0;
+    std::size_t t = 1;
+    for (std::size_t b = 0; b < featureBlocks_ && t < featureTasks; ++b) {
+      acc += blockWeight_.empty() ? 1.0 : blockWeight_[b];
+      while (t < featureTasks && acc >= total * static_cast<double>(t) / static_cast<double>(featureTasks))
+        split[t++] = b + 1;
+    }
+    for (std::size_t i = 1; i <= featureTasks; ++i) split[i] = std::max(split[i], split[i - 1]);
+    split[featureTasks] = featureBlocks_;
+  }
+  const T tl1 = static_cast<T>(l1), tl2 = static_cast<T>(l2);
+  const bool reg = l1 != 0 || l2 != 0;
+  runTasks(featureTasks + 1, [&](std::size_t t) {
+    if (t == featureTasks) return smallLayers();
+    firstLayerGradient(t, split[t], split[t + 1], m);
+    // Regularisation and update, element by element in the transposed layout.
+    const std::size_t j0 = split[t] * featureBlock_, j1 = std::min(K, split[t + 1] * featureBlock_);
+    for (std::size_t j = j0; j < j1; ++j) {
+      T* gj = g1T_.data() + j * ld;
+      T* wj = w1T_.data() + j * ld;
+      if (reg)
+        for (std::size_t u = 0; u < H; ++u) gj[u] = gj[u] + tl2 * wj[u] + tl1 * signOf(wj[u]);
+      if (step) {
+        const T teta = static_cast<T>(step->eta), talpha = static_cast<T>(step->alpha);
+        T* pj = prev1T_.data() + j * ld;
+        for (std::size_t u = 0; u < H; ++u) {
+          const T delta = teta * gj[u];
+          wj[u] -= delta + talpha * pj[u];
+          pj[u] = delta;
+        }
+      }
+    }
+  });
+  if (!step) {
+    // The gradient in the weights' layout.
+    T* g = grads_[0].data();
+    for (std::size_t j0 = 0; j0 < K; j0 += kTransposeBlock) {
+      const std::size_t j1 = std::min(K, j0 + kTransposeBlock);
+      for (std::size_t u = 0; u < H; ++u)
+        for (std::size_t j = j0; j < j1; ++j) g[u * stride + 1 + j] = g1T_[j * ld + u];
+    }
+  }
+  return cost;
 }
 
 template <typename T, typename X>
 std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const int32_t* order, std::size_t n,
                                  std::size_t minibatches, const StepParams& params, double* costs,
                                  const int32_t* stop) {
-  reserve((n + minibatches - 1) / minibatches);
-  for (std::size_t b = 0; b < minibatches; ++b) {
-    if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE) != 0) return b;
+  reserve((n + minibatches - 1) / minibatches, true);
+  packWeights(weights, prevDelta);
+  std::size_t b = 0;
+  for (; b < minibatches; ++b) {
+    if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE) != 0) break;
     const std::size_t start = splitStart(n, minibatches, b);
     const std::size_t end = splitStart(n, minibatches, b + 1);
-    costs[b] = gradient(weights, order + start, end - start, params.l1, params.l2);
-    update(weights, prevDelta, params.eta, params.alpha);
+    costs[b] = gradient(weights, order + start, end - start, params.l1, params.l2, prevDelta, &params);
   }
-  return minibatches;
+  unpackWeights(weights, prevDelta);
+  return b;
 }
 
 template <typename T, typename X>
 double Trainer<T, X>::costAndGradient(T* const* weights, const int32_t* order, std::size_t n, double l1, double l2,
                                       T* const* grads) {
-  reserve(n);
-  const double cost = gradient(weights, order, n, l1, l2);
+  reserve(n, true);
+  packWeights(weights, nullptr);
+  const double cost = gradient(weights, order, n, l1, l2, nullptr, nullptr);
   for (std::size_t l = 0; l < layers(); ++l) std::copy(grads_[l].begin(), grads_[l].end(), grads[l]);
   return cost;
 }
 
 template <typename T, typename X>
 void Trainer<T, X>::outputLogits(T* const* weights, T* out) {
-  constexpr std::size_t chunk = 1024;
-  reserve(std::min(chunk, x_.rows));
+  reserve(std::min(kPredictChunk, x_.rows), false);
+  packWeights(weights, nullptr);
   const std::size_t nOutput = units(layers()), ld = ld_[layers()];
-  for (std::size_t r0 = 0; r0 < x_.rows; r0 += chunk) {
-    const std::size_t m = std::min(chunk, x_.rows - r0);
-    forward(weights, nullptr, r0, m);
+  for (std::size_t r0 = 0; r0 < x_.rows; r0 += kPredictChunk) {
+    const std::size_t m = std::min(kPredictChunk, x_.rows - r0);
+    forward(weights, nullptr, r0, m, false);
     for (std::size_t r = 0; r < m; ++r)
       std::copy(logits_.begin() + r * ld, logits_.begin() + r * ld + nOutput, out + (r0 + r) * nOutput);
   }

@@ -11,17 +11,26 @@
 //
 // Layer 1 reads the data set through the sample order (no shuffled copy). When at most half the
 // features are non-zero (MNIST: ~19%), it works on each row's non-zeros only: compressed once per
-// fit, exact (skipped terms are exact zeros), about five times less arithmetic.
+// fit, exact (skipped terms are exact zeros), about five times less arithmetic. Each minibatch's
+// rows are copied into contiguous per-task buffers; the forward pass gathers weight rows per
+// non-zero, the weight gradient buckets the non-zeros by feature and gathers delta rows.
+// During an epoch layer 1's non-bias weights live transposed (features x units) and are written
+// back at its end.
+//
+// Results do not depend on the thread count: samples are independent in the forward and
+// backward passes, and every sum over samples runs in sample order in one task.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "cpu.h"
 #include "gemm.h"
+#include "simd.h"
 #include "threadpool.h"
 
 namespace mlp {
@@ -50,6 +59,25 @@ inline std::size_t splitStart(std::size_t n, std::size_t parts, std::size_t b) {
 template <typename X>
 using ExactValue = std::conditional_t<std::is_same<X, double>::value, double, float>;
 
+// A grow-only buffer whose elements are not initialised (sized for the worst case, touched
+// only as far as used).
+template <typename E>
+class RawBuffer {
+ public:
+  E* ensure(std::size_t n) {
+    if (n > size_) {
+      data_.reset(new E[n]);
+      size_ = n;
+    }
+    return data_.get();
+  }
+  E* data() const { return data_.get(); }
+
+ private:
+  std::unique_ptr<E[]> data_;
+  std::size_t size_ = 0;
+};
+
 template <typename T, typename X>
 class Trainer {
  public:
@@ -71,22 +99,46 @@ class Trainer {
   bool sparse() const { return sparse_; }
 
  private:
-  struct RowView {
-    const uint32_t* col;
-    const V* val;
-    std::size_t nnz;
+  // One sample's non-zeros, with featureBlocks_ + 1 bounds.
+  using RowView = SparseRow<X>;
+  // Per-task buffers (task t of a parallel pass uses scratch_[t]).
+  struct Scratch {
+    RawBuffer<uint16_t> rowCol;  // the task's minibatch rows, contiguous
+    RawBuffer<X> rowVal;
+    RawBuffer<uint32_t> rowBounds;
+    RawBuffer<uint32_t> cscCount;  // a sample block's non-zeros by feature
+    RawBuffer<uint16_t> cscRow;
+    RawBuffer<X> cscVal;
+    GemmBuffers<T> gemm;
   };
 
   std::size_t layers() const { return sizes_.size() - 1; }
   std::size_t units(std::size_t l) const { return static_cast<std::size_t>(sizes_[l]); }
-  void compressRows(const int32_t* rows, std::size_t row0, std::size_t m);
+  std::size_t sampleRow(const int32_t* rows, std::size_t row0, std::size_t r) const {
+    return rows ? static_cast<std::size_t>(rows[r]) : row0 + r;
+  }
+  // With several threads, passes are cut into a few tasks per thread, claimed as threads come
+  // free (a thread that is held up does not hold up the others).
+  std::size_t maxTasks() const { return pool_ ? pool_->threads() * kTasksPerThread : 1; }
+  static constexpr std::size_t kTasksPerThread = 4;
   std::size_t tasksFor(std::size_t work) const;
-  void reserve(std::size_t m);
-  void packFirstLayer(const T* w1);
-  // `rows`: sample indices (through the order), or nullptr for the block starting at row0.
-  void forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m);
-  double gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2);
-  void update(T* const* weights, T* const* prevDelta, double eta, double alpha);
+  void runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job);
+  void reserve(std::size_t m, bool training);
+  void compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1);
+  void packWeights(T* const* weights, T* const* prevDelta);
+  void unpackWeights(T* const* weights, T* const* prevDelta);
+  // Per-sample work for rows [r0, r1): forward pass, and with labels the output error and the
+  // deltas of every layer. `rows`: sample indices (through the order), or nullptr for row0 + r.
+  void samplePass(std::size_t task, T* const* weights, const int32_t* rows, std::size_t row0, std::size_t r0,
+                  std::size_t r1, bool backward);
+  void forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward);
+  void firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t m);
+  void regularise(std::size_t l, T* const* weights, std::size_t c0, std::size_t c1, double l1, double l2);
+  void updateColumns(std::size_t l, T* const* weights, T* const* prevDelta, std::size_t c0, std::size_t c1,
+                     const StepParams& p);
+  // Cost and gradient of the minibatch; with `step`, also the momentum update of the weights.
+  double gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2, T* const* prevDelta,
+                  const StepParams* step);
 
   std::vector<int32_t> sizes_;
   std::vector<std::size_t> ld_;
@@ -96,20 +148,27 @@ class Trainer {
   bool sparse_ = false;
   std::unique_ptr<ThreadPool> pool_;
 
+  // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1.
+  std::size_t featureBlock_ = 0, featureBlocks_ = 0;
+  std::size_t width1_ = 0;  // the vector width of layer-1 rows (units rounded up to whole vectors)
+  std::vector<double> blockWeight_;  // non-zeros per feature block (to balance the gradient's tasks)
+
   // The input's non-zeros, row by row (CSR), when compressed.
   std::vector<std::size_t> rowStart_;
-  std::vector<uint32_t> nzCol_;
-  std::vector<V> nzVal_;
-  std::vector<RowView> views_;                  // the current minibatch's rows
-  std::vector<uint32_t> chunkCol_;              // rows compressed on the fly (no whole index)
-  std::vector<V> chunkVal_;
-  std::vector<std::vector<std::size_t>> cursors_;  // per task: each row's position in its non-zeros
+  std::vector<uint16_t> nzCol_;
+  std::vector<X> nzVal_;
+  std::vector<uint32_t> nzBounds_;  // per row, featureBlocks_ + 1 offsets from its first non-zero
+  std::vector<RowView> views_;  // the current minibatch's rows
+  std::vector<Scratch> scratch_;
 
   std::size_t capacity_ = 0;
-  std::vector<std::vector<T>> acts_, deltas_, grads_;
+  bool trainingCapacity_ = false;
+  std::vector<std::vector<T>> acts_, deltas_, grads_, biases_;
   std::vector<T> logits_;
-  std::vector<T> w1T_, bias1_, g1T_;  // layer 1 transposed: features x ld_1
-  std::vector<GemmBuffers<T>> gemm_;  // one per task
+  std::vector<double> costTerms_;
+  // Layer 1's non-bias weights transposed (features x ld_1): during an epoch the working copy of
+  // the weights and their last update (prev1T_), written back to the caller's layout at its end.
+  std::vector<T> w1T_, g1T_, prev1T_;
 };
 
 }  // namespace mlp

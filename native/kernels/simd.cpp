@@ -1,35 +1,98 @@
 #include "simd.h"
 
+#include <cmath>
+#include <type_traits>
+
 #include "gemm.h"
 
 namespace mlp {
 
-template <typename T, typename V>
-void sparseGatherAxpy(Isa isa, const uint32_t* col, const V* val, std::size_t nnz, const T* wT, std::size_t ldw,
-                      T* z, std::size_t width) {
+template <typename T, typename X>
+void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
+                      std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::sparseGatherAxpy(col, val, nnz, wT, ldw, z, width);
+  if (isa == Isa::Avx2) return avx2::sparseGatherRows(rows, x, b0, b1, wT, ldw, z, ldz, width);
 #endif
   (void)isa;
-  for (std::size_t k = 0; k < nnz; ++k) {
-    const T v = static_cast<T>(val[k]);
-    const T* w = wT + static_cast<std::size_t>(col[k]) * ldw;
-    for (std::size_t u = 0; u < width; ++u) z[u] += v * w[u];
+  for (std::size_t r = 0; r < rows; ++r) {
+    const SparseRow<X>& s = x[r];
+    T* zr = z + r * ldz;
+    for (uint32_t k = s.bounds[b0]; k < s.bounds[b1]; ++k) {
+      const T v = static_cast<T>(s.val[k]);
+      const T* w = wT + static_cast<std::size_t>(s.col[k]) * ldw;
+      for (std::size_t u = 0; u < width; ++u) zr[u] += v * w[u];
+    }
   }
 }
 
-template <typename T, typename V>
-void sparseScatterAxpy(Isa isa, const uint32_t* col, const V* val, std::size_t nnz, const T* d, T* gT,
-                       std::size_t ldg, std::size_t width) {
+template <typename T, typename X>
+void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
+                      const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::sparseScatterAxpy(col, val, nnz, d, gT, ldg, width);
+  if (isa == Isa::Avx2) return avx2::sparseGatherCols(n, count, slot, row, val, d, ldd, gT, ldg, width);
 #endif
   (void)isa;
-  for (std::size_t k = 0; k < nnz; ++k) {
-    const T v = static_cast<T>(val[k]);
-    T* g = gT + static_cast<std::size_t>(col[k]) * ldg;
-    for (std::size_t u = 0; u < width; ++u) g[u] += v * d[u];
+  for (std::size_t j = 0; j < n; ++j) {
+    T* g = gT + j * ldg;
+    for (std::size_t e = j * slot; e < j * slot + count[j]; ++e) {
+      const T v = static_cast<T>(val[e]);
+      const T* dr = d + static_cast<std::size_t>(row[e]) * ldd;
+      for (std::size_t u = 0; u < width; ++u) g[u] += v * dr[u];
+    }
   }
+}
+
+template <typename T>
+void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a) {
+#if MLP_HAVE_AVX2
+  if (isa == Isa::Avx2) return avx2::biasSigmoid(rows, n, ld, bias, z, a);
+#endif
+  (void)isa;
+  for (std::size_t r = 0; r < rows; ++r) {
+    T* zr = z + r * ld;
+    T* ar = a + r * ld;
+    for (std::size_t u = 0; u < n; ++u) {
+      const T v = bias ? zr[u] + bias[u] : zr[u];
+      if (a != z) zr[u] = v;
+      ar[u] = T(1) / (T(1) + std::exp(-v));
+    }
+    for (std::size_t u = n; u < ld; ++u) ar[u] = T(0);
+  }
+}
+
+template <typename X>
+std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block, uint16_t* col, X* val,
+                        uint32_t* bounds) {
+#if MLP_HAVE_AVX2
+  if constexpr (std::is_same<X, uint8_t>::value) {
+    if (isa == Isa::Avx2) return avx2::compressRowBytes(src, n, block, col, val, bounds);
+  }
+#endif
+  (void)isa;
+  std::size_t k = 0;
+  for (std::size_t c = 0; c < n; ++c) {
+    if (c % block == 0) bounds[c / block] = static_cast<uint32_t>(k);
+    if (src[c] != X(0)) {
+      col[k] = static_cast<uint16_t>(c);
+      val[k] = src[c];
+      ++k;
+    }
+  }
+  bounds[(n + block - 1) / block] = static_cast<uint32_t>(k);
+  return k;
+}
+
+template <typename X>
+std::size_t countNonZero(Isa isa, const X* src, std::size_t n) {
+#if MLP_HAVE_AVX2
+  if constexpr (std::is_same<X, uint8_t>::value) {
+    if (isa == Isa::Avx2) return avx2::countNonZeroBytes(src, n);
+  }
+#endif
+  (void)isa;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) k += src[i] != X(0);
+  return k;
 }
 
 template <typename T>
@@ -54,22 +117,26 @@ void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, st
   }
 }
 
-template void sparseGatherAxpy<double, double>(Isa, const uint32_t*, const double*, std::size_t, const double*,
-                                               std::size_t, double*, std::size_t);
-template void sparseGatherAxpy<double, float>(Isa, const uint32_t*, const float*, std::size_t, const double*,
-                                              std::size_t, double*, std::size_t);
-template void sparseGatherAxpy<float, double>(Isa, const uint32_t*, const double*, std::size_t, const float*,
-                                              std::size_t, float*, std::size_t);
-template void sparseGatherAxpy<float, float>(Isa, const uint32_t*, const float*, std::size_t, const float*,
-                                             std::size_t, float*, std::size_t);
-template void sparseScatterAxpy<double, double>(Isa, const uint32_t*, const double*, std::size_t, const double*,
-                                                double*, std::size_t, std::size_t);
-template void sparseScatterAxpy<double, float>(Isa, const uint32_t*, const float*, std::size_t, const double*,
-                                               double*, std::size_t, std::size_t);
-template void sparseScatterAxpy<float, double>(Isa, const uint32_t*, const double*, std::size_t, const float*,
-                                               float*, std::size_t, std::size_t);
-template void sparseScatterAxpy<float, float>(Isa, const uint32_t*, const float*, std::size_t, const float*, float*,
-                                              std::size_t, std::size_t);
+#define MLP_SPARSE_INSTANTIATE(T, X)                                                                              \
+  template void sparseGatherRows<T, X>(Isa, std::size_t, const SparseRow<X>*, std::size_t, std::size_t, const T*, \
+                                       std::size_t, T*, std::size_t, std::size_t);                               \
+  template void sparseGatherCols<T, X>(Isa, std::size_t, const uint32_t*, std::size_t, const uint16_t*, const X*, \
+                                       const T*, std::size_t, T*, std::size_t, std::size_t);
+MLP_SPARSE_INSTANTIATE(double, double)
+MLP_SPARSE_INSTANTIATE(double, float)
+MLP_SPARSE_INSTANTIATE(double, uint8_t)
+MLP_SPARSE_INSTANTIATE(float, double)
+MLP_SPARSE_INSTANTIATE(float, float)
+MLP_SPARSE_INSTANTIATE(float, uint8_t)
+template void biasSigmoid<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, double*, double*);
+template void biasSigmoid<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, float*, float*);
+template std::size_t compressRow<double>(Isa, const double*, std::size_t, std::size_t, uint16_t*, double*, uint32_t*);
+template std::size_t compressRow<float>(Isa, const float*, std::size_t, std::size_t, uint16_t*, float*, uint32_t*);
+template std::size_t compressRow<uint8_t>(Isa, const uint8_t*, std::size_t, std::size_t, uint16_t*, uint8_t*,
+                                          uint32_t*);
+template std::size_t countNonZero<double>(Isa, const double*, std::size_t);
+template std::size_t countNonZero<float>(Isa, const float*, std::size_t);
+template std::size_t countNonZero<uint8_t>(Isa, const uint8_t*, std::size_t);
 template void gemmMicroKernel<double>(Isa, std::size_t, const double*, const double*, double*, std::size_t,
                                       std::size_t, std::size_t, bool);
 template void gemmMicroKernel<float>(Isa, std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

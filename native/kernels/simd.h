@@ -2,9 +2,12 @@
 // one AVX2+FMA version chosen at run time (avx2.cpp, compiled with per-function target
 // attributes so the shipped build needs no -march flag).
 //
-// Layer-1 kernels work on sparse rows (the non-zero features of one sample, as column indices
-// and values): MNIST pixels are ~80% zeros, and skipping exact zeros changes no result.
-// `width` is always a multiple of kPad; rows of weights/gradients are kPad-aligned in length.
+// Layer-1 kernels work on sparse data (the non-zero features of samples, as column indices and
+// values): MNIST pixels are ~80% zeros, and skipping exact zeros changes no result. Every kernel
+// computes each output element with a fixed sequence of operations that depends only on the
+// data, never on how the caller splits the work, so results do not depend on the thread count.
+// `width` is a multiple of the vector width of T (4 doubles or 8 floats) and at most the row
+// strides; rows of weights/gradients/activations are kPad-aligned in length.
 #pragma once
 
 #include <cstddef>
@@ -26,15 +29,53 @@ namespace mlp {
 constexpr std::size_t kPad = 8;
 inline std::size_t padded(std::size_t n) { return (n + kPad - 1) / kPad * kPad; }
 
-// z[0:width] += sum_k val[k] * wT[col[k] * ldw + 0:width]   (forward pass of layer 1)
-template <typename T, typename V>
-void sparseGatherAxpy(Isa isa, const uint32_t* col, const V* val, std::size_t nnz, const T* wT, std::size_t ldw,
-                      T* z, std::size_t width);
+// Elements per SIMD vector of T on the widest path (the width kernels round up to).
+template <typename T>
+constexpr std::size_t simdWidth() {
+  return 32 / sizeof(T);
+}
+template <typename T>
+inline std::size_t simdPadded(std::size_t n) {
+  return (n + simdWidth<T>() - 1) / simdWidth<T>() * simdWidth<T>();
+}
 
-// gT[col[k] * ldg + 0:width] += val[k] * d[0:width], for every k   (weight gradient of layer 1)
-template <typename T, typename V>
-void sparseScatterAxpy(Isa isa, const uint32_t* col, const V* val, std::size_t nnz, const T* d, T* gT,
-                       std::size_t ldg, std::size_t width);
+// One sample's non-zeros: feature indices and values (the input's own type), in feature order;
+// bounds[b] is the position of the first one in feature block b or later (bounds[blocks] = count).
+template <typename X>
+struct SparseRow {
+  const uint16_t* col;
+  const X* val;
+  const uint32_t* bounds;
+};
+
+// For every r < rows: z[r * ldz + 0:width] += sum_k val[k] * wT[col[k] * ldw + 0:width] over the
+// non-zeros k of sample r in feature blocks [b0, b1), in order (forward pass of layer 1).
+template <typename T, typename X>
+void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
+                      std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+
+// For every j < n: gT[j * ldg + 0:width] += sum_e val[e] * d[row[e] * ldd + 0:width] over
+// e in [j * slot, j * slot + count[j]), in that order (weight gradient of layer 1, column by column).
+template <typename T, typename X>
+void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
+                      const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+
+// For every r < rows: v = z[r*ld + u] (+ bias[u] when bias is given), u < n; z[r*ld + u] = v
+// when a != z; a[r*ld + u] = 1 / (1 + exp(-v)); a[r*ld + u] = 0 for n <= u < ld. bias holds ld
+// elements (zero padding). The AVX2 path uses its own exp (see avx2.cpp for its error bound).
+template <typename T>
+void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
+
+// The non-zeros of src[0:n] (n <= 65536) as (index, value), in index order; returns how many.
+// bounds[b] = how many come before index b * block, for b in [0, ceil(n / block)), and
+// bounds[ceil(n / block)] = the count. block is a multiple of 32.
+template <typename X>
+std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block, uint16_t* col, X* val,
+                        uint32_t* bounds);
+
+// How many of src[0:n] are non-zero.
+template <typename X>
+std::size_t countNonZero(Isa isa, const X* src, std::size_t n);
 
 // The register-blocked GEMM micro-kernel: C tile (mr x nr of MR x NR) (+)= packed A . packed B.
 template <typename T>
@@ -43,15 +84,20 @@ void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, st
 
 #if MLP_HAVE_AVX2
 namespace avx2 {
-template <typename T, typename V>
-MLP_AVX2 void sparseGatherAxpy(const uint32_t* col, const V* val, std::size_t nnz, const T* wT, std::size_t ldw, T* z,
-                      std::size_t width);
-template <typename T, typename V>
-MLP_AVX2 void sparseScatterAxpy(const uint32_t* col, const V* val, std::size_t nnz, const T* d, T* gT, std::size_t ldg,
-                       std::size_t width);
+template <typename T, typename X>
+MLP_AVX2 void sparseGatherRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
+                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+template <typename T, typename X>
+MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
+                               const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 template <typename T>
-MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr, std::size_t nr,
-                     bool accumulate);
+MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
+MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::size_t block, uint16_t* col,
+                                      uint8_t* val, uint32_t* bounds);
+MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n);
+template <typename T>
+MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
+                              std::size_t nr, bool accumulate);
 }  // namespace avx2
 #endif
 
