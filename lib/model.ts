@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { invalidFile, invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
-import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './backend/types.js';
+import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState, Predictor } from './backend/types.js';
 import { RandomState } from './random.js';
 import {
   type DecodedModel,
@@ -311,6 +311,8 @@ export class NeuralNetMLP {
   #eta: number;
   /** While an asynchronous fit runs: the weights of its last completed epoch, for predict. */
   #snapshot: FloatArray[] | null = null;
+  /** Packed weights for predict, made on first use; dropped whenever the weights change. */
+  #predictor: Predictor | null = null;
 
   /**
    * Builds the network and draws its initial weights, uniform in [-1, 1), layer by layer.
@@ -423,6 +425,7 @@ export class NeuralNetMLP {
     costs.set(this.#costs);
     costs.set(plan.costs.subarray(first, first + done), this.#costs.length);
     this.#costs = costs;
+    this.#predictor = null;
     if (done < m) return;
     this.#eta = plan.eta;
     this.#epochsDone++;
@@ -450,6 +453,7 @@ export class NeuralNetMLP {
       }
     } finally {
       runner?.dispose?.();
+      this.#predictor = null;
       this.#busy = false;
     }
   }
@@ -475,6 +479,7 @@ export class NeuralNetMLP {
           done = runner.epoch(this.#net, plan.order, params, plan.costs, plan.costCount, stop);
         }
         this.#snapshot.forEach((s, l) => s.set(this.#net.weights[l]));
+        this.#predictor = null;
         this.#afterEpoch(plan, done, onEpoch);
         if (done < this.options.minibatches && signal?.aborted) throw abortError(signal);
       }
@@ -482,6 +487,7 @@ export class NeuralNetMLP {
       signal?.removeEventListener('abort', onAbort);
       runner?.dispose?.();
       this.#snapshot = null;
+      this.#predictor = null;
       this.#busy = false;
     }
   }
@@ -577,8 +583,8 @@ export class NeuralNetMLP {
     const x = toMatrix('X', X, this.options.nFeatures);
     const nOut = this.options.nOutput;
     const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
-    const net = { sizes: this.#net.sizes, weights: this.#stableWeights(), prevDelta: [] };
-    this.#backend.outputLogits(net, x, data, this.options.threads);
+    this.#predictor ??= this.#backend.createPredictor({ sizes: this.#net.sizes, weights: this.#stableWeights(), prevDelta: [] }, this.options.threads);
+    this.#predictor.logits(x, data);
     return { data, rows: x.rows, cols: nOut };
   }
 
@@ -681,6 +687,7 @@ export class NeuralNetMLP {
       throw error;
     }
     model.#net.weights.forEach((w, l) => w.set(weights[l]));
+    model.#predictor = null;
     model.#training = training;
     return model;
   }

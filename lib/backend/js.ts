@@ -395,6 +395,12 @@ export const jsBackend: Backend = {
     }
   },
 
+  createPredictor(net, threads) {
+    // Predictions read the weights directly; the caller makes a new predictor when they change.
+    const fixed: NetState = { sizes: net.sizes, weights: net.weights.map((w) => w.slice()), prevDelta: [] };
+    return { logits: (x, out) => jsBackend.outputLogits(fixed, x, out, threads) };
+  },
+
   async outputLogitsAsync(net, x, out, threads) {
     const worker = new WorkerClient({ sizes: net.sizes, x, labels: null, stop: new Int32Array(new SharedArrayBuffer(4)) });
     try {

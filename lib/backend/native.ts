@@ -28,6 +28,7 @@ interface NativeAddon {
   /** The instruction set the kernels use on this CPU: 'avx2' or 'generic'. */
   isa: string;
   Trainer: new (net: NetState, x: Matrix, labels: Int32Array, threads: number) => NativeTrainer;
+  Predictor: new (net: Pick<NetState, 'sizes' | 'weights'>, threads: number) => { logits(x: Matrix, out: FloatArray): void };
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
   costAndGradient(
@@ -109,6 +110,7 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
     name: 'native',
     createRunner: (net, x, labels, threads) => new addon.Trainer(net, x, labels, threads),
     outputLogits: (net, x, out, threads) => addon.outputLogits(net, x, out, threads),
+    createPredictor: (net, threads) => new addon.Predictor(net, threads),
     outputLogitsAsync: (net, x, out, threads) => addon.outputLogitsAsync(net, x, out, threads),
     costAndGradient: (net, x, labels, order, l1, l2, grads) => addon.costAndGradient(net, x, labels, order, l1, l2, grads),
   };

@@ -75,6 +75,12 @@ export interface EpochRunner {
   dispose?(): void;
 }
 
+/** Synchronous prediction with a fixed copy of a network's weights (made once, used many times). */
+export interface Predictor {
+  /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
+  logits(x: Matrix, out: FloatArray): void;
+}
+
 /** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */
 export interface Backend {
   readonly name: BackendName;
@@ -82,6 +88,11 @@ export interface Backend {
   createRunner(net: NetState, x: Matrix, labels: Int32Array, threads: number): EpochRunner;
   /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
   outputLogits(net: NetState, x: Matrix, out: FloatArray, threads: number): void;
+  /**
+   * A predictor for the network's weights as they are now (the native one copies and packs them
+   * once, so each call costs only the arithmetic). Make a new one when the weights change.
+   */
+  createPredictor(net: NetState, threads: number): Predictor;
   /**
    * The same off the main thread. The caller passes arrays that nothing else touches until the
    * promise settles (the model passes a copy of its weights).

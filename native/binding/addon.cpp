@@ -160,6 +160,8 @@ class AnyTrainer {
                                  void* const* grads) = 0;
   virtual void outputLogits(void* const* weights, void* out) = 0;
   virtual bool sparse() const = 0;
+  virtual void pack(void* const* weights) = 0;
+  virtual void predictPacked(const InputArgs& in, void* const* weights, void* out) = 0;
 };
 
 template <typename T, typename X>
@@ -183,6 +185,11 @@ class TrainerOf final : public AnyTrainer {
     impl_.outputLogits(reinterpret_cast<T* const*>(weights), static_cast<T*>(out));
   }
   bool sparse() const override { return impl_.sparse(); }
+  void pack(void* const* weights) override { impl_.pack(reinterpret_cast<T* const*>(weights)); }
+  void predictPacked(const InputArgs& in, void* const* weights, void* out) override {
+    impl_.setInput(mlp::Input<X>{static_cast<const X*>(in.data), in.rows, in.cols});
+    impl_.outputLogitsPacked(reinterpret_cast<T* const*>(weights), static_cast<T*>(out));
+  }
 
  private:
   mlp::Trainer<T, X> impl_;
@@ -407,6 +414,78 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   std::shared_ptr<AnyTrainer> impl_;
 };
 
+// A model's weights copied and packed once for many synchronous predictions:
+// new Predictor(net, threads); predictor.logits(x, out). Later changes to the network's arrays do
+// not reach it (the model makes a new one when its weights change).
+class PredictorWrap : public Napi::ObjectWrap<PredictorWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Predictor", {InstanceMethod<&PredictorWrap::Logits>("logits")});
+  }
+
+  explicit PredictorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PredictorWrap>(info) {
+    Napi::Env env = info.Env();
+    float32_ = isFloat32Net(env, info[0]);
+    Napi::Object netObj = info[0].As<Napi::Object>();
+    sizes_ = sizesArg(env, netObj.Get("sizes"));
+    threads_ = threadsArg(env, info[1]);
+    try {
+      if (float32_) copyWeights(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes_));
+      else copyWeights(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes_));
+    } catch (const std::bad_alloc&) {
+      throw Napi::RangeError::New(env, "Out of memory for the model's weights");
+    }
+  }
+
+ private:
+  template <typename T>
+  void copyWeights(const std::vector<T*>& weights) {
+    for (std::size_t l = 0; l < weights.size(); ++l) {
+      const std::size_t n = static_cast<std::size_t>(sizes_[l + 1]) * (static_cast<std::size_t>(sizes_[l]) + 1);
+      const auto* src = reinterpret_cast<const uint8_t*>(weights[l]);
+      owned_.emplace_back(src, src + n * sizeof(T));
+      pointers_.push_back(owned_.back().data());
+    }
+  }
+
+  // logits(x, out)
+  Napi::Value Logits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const InputArgs in = inputArgs(env, info[0], static_cast<std::size_t>(sizes_.front()));
+    const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes_.back());
+    void* out;
+    if (float32_) {
+      auto o = typedArrayOf<float>(env, info[1], "out", napi_float32_array, "Float32Array");
+      if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+      out = o.Data();
+    } else {
+      auto o = typedArrayOf<double>(env, info[1], "out", napi_float64_array, "Float64Array");
+      if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+      out = o.Data();
+    }
+    const int slot = in.type == napi_float64_array ? 0 : in.type == napi_float32_array ? 1 : 2;
+    try {
+      if (!trainers_[slot]) {
+        // One trainer per input type, built on the first input of that type, weights packed once.
+        trainers_[slot] = float32_ ? makeTrainer<float>(sizes_, in, nullptr, threads_, false)
+                                   : makeTrainer<double>(sizes_, in, nullptr, threads_, false);
+        trainers_[slot]->pack(pointers_.data());
+      }
+      trainers_[slot]->predictPacked(in, pointers_.data(), out);
+    } catch (const std::bad_alloc&) {
+      throw Napi::RangeError::New(env, "Out of memory for the prediction buffers");
+    }
+    return env.Undefined();
+  }
+
+  bool float32_ = false;
+  unsigned threads_ = 1;
+  std::vector<int32_t> sizes_;
+  std::vector<std::vector<uint8_t>> owned_;  // the weights, as bytes of T (vectors keep them aligned for T)
+  std::vector<void*> pointers_;
+  std::unique_ptr<AnyTrainer> trainers_[3];
+};
+
 // outputLogits(net, x, out, threads)
 Napi::Value OutputLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -547,6 +626,7 @@ Napi::Value CostAndGradient(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", TrainerWrap::Define(env));
+  exports.Set("Predictor", PredictorWrap::Define(env));
   exports.Set("outputLogits", Napi::Function::New<OutputLogits>(env, "outputLogits"));
   exports.Set("outputLogitsAsync", Napi::Function::New<OutputLogitsAsync>(env, "outputLogitsAsync"));
   exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));

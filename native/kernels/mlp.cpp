@@ -48,6 +48,11 @@ Trainer<T, X>::Trainer(std::vector<int32_t> sizes, Input<X> x, const int32_t* la
   if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
   scratch_.resize(maxTasks() + 1);
 
+  measureInput(compress);
+}
+
+template <typename T, typename X>
+void Trainer<T, X>::measureInput(bool compress) {
   // Density, then the compressed rows: both in row chunks across threads (the result does not
   // depend on the chunks).
   const std::size_t chunks = std::max<std::size_t>(1, std::min(maxTasks(), x_.rows));
@@ -159,9 +164,6 @@ void Trainer<T, X>::reserve(std::size_t m, bool training) {
     if (training) deltas_[l].assign(m * ld_[l], T(0));
   }
   logits_.assign(m * ld_[L], T(0));
-  biases_.assign(L, {});
-  for (std::size_t l = 0; l < L; ++l) biases_[l].assign(ld_[l + 1], T(0));
-  w1T_.assign(x_.cols * ld_[1], T(0));
   views_.resize(m);
   if (training) {
     grads_.assign(L, {});
@@ -179,11 +181,16 @@ void Trainer<T, X>::reserve(std::size_t m, bool training) {
 // sparse kernels stream for each non-zero. With prevDelta, its layer-1 part transposed too.
 template <typename T, typename X>
 void Trainer<T, X>::packWeights(T* const* weights, T* const* prevDelta) {
+  if (biases_.size() != layers()) {
+    biases_.assign(layers(), {});
+    for (std::size_t l = 0; l < layers(); ++l) biases_[l].assign(ld_[l + 1], T(0));
+  }
+  if (w1T_.size() != x_.cols * ld_[1]) w1T_.assign(x_.cols * ld_[1], T(0));
   for (std::size_t l = 0; l < layers(); ++l) {
     const std::size_t nIn = units(l);
     for (std::size_t o = 0; o < units(l + 1); ++o) biases_[l][o] = weights[l][o * (nIn + 1)];
   }
-  if (!sparse_) return;
+  if (!sparse_ && !packAlways_) return;
   const std::size_t H = units(1), K = units(0), ld = ld_[1];
   for (std::size_t j0 = 0; j0 < K; j0 += kTransposeBlock) {
     const std::size_t j1 = std::min(K, j0 + kTransposeBlock);
@@ -540,6 +547,32 @@ template <typename T, typename X>
 void Trainer<T, X>::outputLogits(T* const* weights, T* out) {
   reserve(std::min(kPredictChunk, x_.rows), false);
   packWeights(weights, nullptr);
+  const std::size_t nOutput = units(layers()), ld = ld_[layers()];
+  for (std::size_t r0 = 0; r0 < x_.rows; r0 += kPredictChunk) {
+    const std::size_t m = std::min(kPredictChunk, x_.rows - r0);
+    forward(weights, nullptr, r0, m, false);
+    for (std::size_t r = 0; r < m; ++r)
+      std::copy(logits_.begin() + r * ld, logits_.begin() + r * ld + nOutput, out + (r0 + r) * nOutput);
+  }
+}
+
+template <typename T, typename X>
+void Trainer<T, X>::pack(T* const* weights) {
+  // The input may turn out sparse or dense from call to call: keep layer 1 in both layouts.
+  packAlways_ = true;
+  packWeights(weights, nullptr);
+}
+
+template <typename T, typename X>
+void Trainer<T, X>::setInput(Input<X> x) {
+  x_ = x;
+  rowStart_.clear();
+  measureInput(false);
+}
+
+template <typename T, typename X>
+void Trainer<T, X>::outputLogitsPacked(T* const* weights, T* out) {
+  reserve(std::min(kPredictChunk, x_.rows), false);
   const std::size_t nOutput = units(layers()), ld = ld_[layers()];
   for (std::size_t r0 = 0; r0 < x_.rows; r0 += kPredictChunk) {
     const std::size_t m = std::min(kPredictChunk, x_.rows - r0);

@@ -96,6 +96,13 @@ class Trainer {
   // The output layer's pre-activations of every row, rows x n_L, into out.
   void outputLogits(T* const* weights, T* out);
 
+  // Prediction with weights packed once and inputs that change from call to call: `pack` the
+  // weights, then for each input `setInput` and `outputLogitsPacked` (same results as
+  // outputLogits, without repacking the weights or rebuilding the trainer).
+  void pack(T* const* weights);
+  void setInput(Input<X> x);
+  void outputLogitsPacked(T* const* weights, T* out);
+
   bool sparse() const { return sparse_; }
 
  private:
@@ -126,6 +133,8 @@ class Trainer {
   void reserve(std::size_t m, bool training);
   void compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1);
   void packWeights(T* const* weights, T* const* prevDelta);
+  // Counts the input's non-zeros, decides sparse_, and with `compress` builds the row index.
+  void measureInput(bool compress);
   void unpackWeights(T* const* weights, T* const* prevDelta);
   // Per-sample work for rows [r0, r1): forward pass, and with labels the output error and the
   // deltas of every layer. `rows`: sample indices (through the order), or nullptr for row0 + r.
@@ -146,6 +155,7 @@ class Trainer {
   const int32_t* labels_;
   Isa isa_;
   bool sparse_ = false;
+  bool packAlways_ = false;
   std::unique_ptr<ThreadPool> pool_;
 
   // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1.
