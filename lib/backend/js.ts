@@ -309,7 +309,13 @@ class WorkerClient {
   #pending: { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void } | null = null;
 
   constructor(setup: WorkerSetup) {
-    this.#worker = new Worker(workerScript(), { workerData: setup });
+    // The worker gets its own exact copy of the data, moved rather than cloned: cloning a view
+    // would copy its whole underlying buffer (a subset of a large data set would copy all of it).
+    const data = setup.x.data.slice();
+    const labels = setup.labels?.slice() ?? null;
+    const workerData: WorkerSetup = { ...setup, x: { ...setup.x, data }, labels };
+    const transferList = [data.buffer as ArrayBuffer, ...(labels ? [labels.buffer as ArrayBuffer] : [])];
+    this.#worker = new Worker(workerScript(), { workerData, transferList });
     this.#worker.on('message', (reply: WorkerReply) => {
       const pending = this.#pending;
       this.#pending = null;

@@ -20,6 +20,7 @@ interface NativeTrainer {
     costOffset: number,
     stop?: Int32Array,
   ): Promise<number>;
+  dispose(): void;
 }
 
 /** The functions the addon exports (see native/binding/addon.cpp). */
@@ -42,7 +43,8 @@ interface NativeAddon {
   ): number;
 }
 
-const ABI_VERSION = 2;
+/** Must equal the addon's `abiVersion` (bumped whenever its exports change). */
+const ABI_VERSION = 3;
 const ADDON_NAME = 'neuralnet_mlp.node';
 /** Environment variable naming an explicit path to the addon file. */
 export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';

@@ -159,7 +159,7 @@ class AnyTrainer {
   virtual double costAndGradient(void* const* weights, const int32_t* order, std::size_t n, double l1, double l2,
                                  void* const* grads) = 0;
   virtual void outputLogits(void* const* weights, void* out) = 0;
-  virtual bool sparse() const = 0;
+  virtual bool sparse() = 0;
   virtual void pack(void* const* weights) = 0;
   virtual void predictPacked(const InputArgs& in, void* const* weights, void* out) = 0;
 };
@@ -184,7 +184,7 @@ class TrainerOf final : public AnyTrainer {
   void outputLogits(void* const* weights, void* out) override {
     impl_.outputLogits(reinterpret_cast<T* const*>(weights), static_cast<T*>(out));
   }
-  bool sparse() const override { return impl_.sparse(); }
+  bool sparse() override { return impl_.sparse(); }
   void pack(void* const* weights) override { impl_.pack(reinterpret_cast<T* const*>(weights)); }
   void predictPacked(const InputArgs& in, void* const* weights, void* out) override {
     impl_.setInput(mlp::Input<X>{static_cast<const X*>(in.data), in.rows, in.cols});
@@ -231,7 +231,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Trainer",
                        {InstanceMethod<&TrainerWrap::Epoch>("epoch"), InstanceMethod<&TrainerWrap::EpochAsync>("epochAsync"),
-                        InstanceAccessor<&TrainerWrap::Sparse>("sparse")});
+                        InstanceMethod<&TrainerWrap::Dispose>("dispose"), InstanceAccessor<&TrainerWrap::Sparse>("sparse")});
   }
 
   explicit TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
@@ -272,6 +272,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 
   EpochCall parseEpoch(const Napi::CallbackInfo& info, bool keepAlive) {
     Napi::Env env = info.Env();
+    checkNotDisposed(env);
     if (*running_) throw Napi::Error::New(env, "This trainer is already running an epoch");
     checkInputsUnchanged(env);
     if (isFloat32Net(env, info[0]) != float32_) throwType(env, "net.weights", float32_ ? "Float32Arrays" : "Float64Arrays");
@@ -319,6 +320,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
       }
       call.keepAlive.push_back(Napi::Persistent(info[3].As<Napi::Object>()));
       call.keepAlive.push_back(Napi::Persistent(Value()));
+      // The training data too: dispose() drops the trainer's own references.
+      call.keepAlive.push_back(Napi::Persistent(dataRef_.Value()));
+      call.keepAlive.push_back(Napi::Persistent(labelsRef_.Value()));
     }
     return call;
   }
@@ -393,7 +397,23 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
     return promise;
   }
 
-  Napi::Value Sparse(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), impl_->sparse()); }
+  Napi::Value Sparse(const Napi::CallbackInfo& info) {
+    checkNotDisposed(info.Env());
+    return Napi::Boolean::New(info.Env(), impl_->sparse());
+  }
+
+  // dispose(): releases the compressed data, buffers and threads now rather than at garbage
+  // collection. A running asynchronous epoch keeps its own reference and finishes first.
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    impl_.reset();
+    dataRef_.Reset();
+    labelsRef_.Reset();
+    return info.Env().Undefined();
+  }
+
+  void checkNotDisposed(Napi::Env env) const {
+    if (!impl_) throw Napi::Error::New(env, "This trainer was disposed");
+  }
 
   void checkInputsUnchanged(Napi::Env env) {
     Napi::TypedArray data = dataRef_.Value().As<Napi::TypedArray>();
@@ -631,7 +651,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("outputLogitsAsync", Napi::Function::New<OutputLogitsAsync>(env, "outputLogitsAsync"));
   exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));
   exports.Set("isa", Napi::String::New(env, mlp::isaName(mlp::activeIsa())));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  // Bumped whenever the exports change, so a stale build is reported as such, not half-used.
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

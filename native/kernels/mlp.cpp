@@ -48,7 +48,16 @@ Trainer<T, X>::Trainer(std::vector<int32_t> sizes, Input<X> x, const int32_t* la
   if (threads > 1) pool_ = std::make_unique<ThreadPool>(threads);
   scratch_.resize(maxTasks() + 1);
 
-  measureInput(compress);
+  // The input is measured (and compressed) on first use, not here: the first epoch runs on a
+  // worker thread, so a large data set is indexed there instead of blocking the caller.
+  compress_ = compress;
+}
+
+template <typename T, typename X>
+void Trainer<T, X>::prepare() {
+  if (prepared_) return;
+  measureInput(compress_);
+  prepared_ = true;
 }
 
 template <typename T, typename X>
@@ -520,6 +529,7 @@ template <typename T, typename X>
 std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const int32_t* order, std::size_t n,
                                  std::size_t minibatches, const StepParams& params, double* costs,
                                  const int32_t* stop) {
+  prepare();
   reserve((n + minibatches - 1) / minibatches, true);
   packWeights(weights, prevDelta);
   std::size_t b = 0;
@@ -536,6 +546,7 @@ std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const i
 template <typename T, typename X>
 double Trainer<T, X>::costAndGradient(T* const* weights, const int32_t* order, std::size_t n, double l1, double l2,
                                       T* const* grads) {
+  prepare();
   reserve(n, true);
   packWeights(weights, nullptr);
   const double cost = gradient(weights, order, n, l1, l2, nullptr, nullptr);
@@ -545,6 +556,7 @@ double Trainer<T, X>::costAndGradient(T* const* weights, const int32_t* order, s
 
 template <typename T, typename X>
 void Trainer<T, X>::outputLogits(T* const* weights, T* out) {
+  prepare();
   reserve(std::min(kPredictChunk, x_.rows), false);
   packWeights(weights, nullptr);
   const std::size_t nOutput = units(layers()), ld = ld_[layers()];
@@ -560,6 +572,7 @@ template <typename T, typename X>
 void Trainer<T, X>::pack(T* const* weights) {
   // The input may turn out sparse or dense from call to call: keep layer 1 in both layouts.
   packAlways_ = true;
+  prepare();
   packWeights(weights, nullptr);
 }
 
@@ -568,6 +581,7 @@ void Trainer<T, X>::setInput(Input<X> x) {
   x_ = x;
   rowStart_.clear();
   measureInput(false);
+  prepared_ = true;
 }
 
 template <typename T, typename X>

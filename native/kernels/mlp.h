@@ -103,7 +103,10 @@ class Trainer {
   void setInput(Input<X> x);
   void outputLogitsPacked(T* const* weights, T* out);
 
-  bool sparse() const { return sparse_; }
+  bool sparse() {
+    prepare();
+    return sparse_;
+  }
 
  private:
   // One sample's non-zeros, with featureBlocks_ + 1 bounds.
@@ -135,6 +138,7 @@ class Trainer {
   void packWeights(T* const* weights, T* const* prevDelta);
   // Counts the input's non-zeros, decides sparse_, and with `compress` builds the row index.
   void measureInput(bool compress);
+  void prepare();
   void unpackWeights(T* const* weights, T* const* prevDelta);
   // Per-sample work for rows [r0, r1): forward pass, and with labels the output error and the
   // deltas of every layer. `rows`: sample indices (through the order), or nullptr for row0 + r.
@@ -156,6 +160,8 @@ class Trainer {
   Isa isa_;
   bool sparse_ = false;
   bool packAlways_ = false;
+  bool compress_ = false;
+  bool prepared_ = false;
   std::unique_ptr<ThreadPool> pool_;
 
   // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1.
