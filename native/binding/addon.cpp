@@ -506,29 +506,46 @@ class PredictorWrap : public Napi::ObjectWrap<PredictorWrap> {
   std::unique_ptr<AnyTrainer> trainers_[3];
 };
 
+// The checked arguments of outputLogits(net, x, out, threads), with a trainer for them.
+struct LogitsCall {
+  std::vector<void*> weights;
+  void* out = nullptr;
+  std::unique_ptr<AnyTrainer> trainer;
+};
+
+LogitsCall parseLogits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool f32 = isFloat32Net(env, info[0]);
+  Napi::Object netObj = info[0].As<Napi::Object>();
+  std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
+  const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
+  const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes.back());
+  const unsigned threads = threadsArg(env, info[3]);
+  // A single thread for small batches: starting threads would cost more than it saves.
+  const unsigned useThreads = in.rows >= 512 ? threads : 1;
+  LogitsCall call;
+  if (f32) {
+    call.weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
+    auto o = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array");
+    if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+    call.out = o.Data();
+    call.trainer = makeTrainer<float>(sizes, in, nullptr, useThreads, false);
+  } else {
+    call.weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
+    auto o = typedArrayOf<double>(env, info[2], "out", napi_float64_array, "Float64Array");
+    if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
+    call.out = o.Data();
+    call.trainer = makeTrainer<double>(sizes, in, nullptr, useThreads, false);
+  }
+  return call;
+}
+
 // outputLogits(net, x, out, threads)
 Napi::Value OutputLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    const bool f32 = isFloat32Net(env, info[0]);
-    Napi::Object netObj = info[0].As<Napi::Object>();
-    std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
-    const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
-    const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes.back());
-    const unsigned threads = threadsArg(env, info[3]);
-    // A single thread for small batches: starting threads would cost more than it saves.
-    const unsigned useThreads = in.rows >= 512 ? threads : 1;
-    if (f32) {
-      auto weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
-      auto out = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array");
-      if (out.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
-      makeTrainer<float>(sizes, in, nullptr, useThreads, false)->outputLogits(weights.data(), out.Data());
-    } else {
-      auto weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
-      auto out = typedArrayOf<double>(env, info[2], "out", napi_float64_array, "Float64Array");
-      if (out.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
-      makeTrainer<double>(sizes, in, nullptr, useThreads, false)->outputLogits(weights.data(), out.Data());
-    }
+    LogitsCall call = parseLogits(info);
+    call.trainer->outputLogits(call.weights.data(), call.out);
   } catch (const std::bad_alloc&) {
     throw Napi::RangeError::New(env, "Out of memory for the prediction buffers");
   }
@@ -576,36 +593,14 @@ class LogitsWorker final : public Napi::AsyncWorker {
 Napi::Value OutputLogitsAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    const bool f32 = isFloat32Net(env, info[0]);
-    Napi::Object netObj = info[0].As<Napi::Object>();
-    std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
-    const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
-    const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes.back());
-    const unsigned threads = threadsArg(env, info[3]);
-    const unsigned useThreads = in.rows >= 512 ? threads : 1;
-    std::vector<void*> weights;
-    void* out;
-    std::unique_ptr<AnyTrainer> trainer;
-    if (f32) {
-      weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
-      auto o = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array");
-      if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
-      out = o.Data();
-      trainer = makeTrainer<float>(sizes, in, nullptr, useThreads, false);
-    } else {
-      weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
-      auto o = typedArrayOf<double>(env, info[2], "out", napi_float64_array, "Float64Array");
-      if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
-      out = o.Data();
-      trainer = makeTrainer<double>(sizes, in, nullptr, useThreads, false);
-    }
+    LogitsCall call = parseLogits(info);
     // The arrays themselves stay referenced (not just their containers, which callers may change).
     std::vector<Napi::ObjectReference> keepAlive;
-    Napi::Array weightArrays = netObj.Get("weights").As<Napi::Array>();
+    Napi::Array weightArrays = info[0].As<Napi::Object>().Get("weights").As<Napi::Array>();
     for (uint32_t l = 0; l < weightArrays.Length(); ++l) keepAlive.push_back(Napi::Persistent(weightArrays.Get(l).As<Napi::Object>()));
     keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>().Get("data").As<Napi::Object>()));
     keepAlive.push_back(Napi::Persistent(info[2].As<Napi::Object>()));
-    auto* worker = new LogitsWorker(env, std::move(trainer), std::move(weights), out, std::move(keepAlive));
+    auto* worker = new LogitsWorker(env, std::move(call.trainer), std::move(call.weights), call.out, std::move(keepAlive));
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

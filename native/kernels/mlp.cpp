@@ -557,15 +557,8 @@ double Trainer<T, X>::costAndGradient(T* const* weights, const int32_t* order, s
 template <typename T, typename X>
 void Trainer<T, X>::outputLogits(T* const* weights, T* out) {
   prepare();
-  reserve(std::min(kPredictChunk, x_.rows), false);
   packWeights(weights, nullptr);
-  const std::size_t nOutput = units(layers()), ld = ld_[layers()];
-  for (std::size_t r0 = 0; r0 < x_.rows; r0 += kPredictChunk) {
-    const std::size_t m = std::min(kPredictChunk, x_.rows - r0);
-    forward(weights, nullptr, r0, m, false);
-    for (std::size_t r = 0; r < m; ++r)
-      std::copy(logits_.begin() + r * ld, logits_.begin() + r * ld + nOutput, out + (r0 + r) * nOutput);
-  }
+  outputLogitsPacked(weights, out);
 }
 
 template <typename T, typename X>
