@@ -104,6 +104,15 @@ NetArgs<T> netArgs(Napi::Env env, Napi::Object net, bool withMomentum) {
   return args;
 }
 
+// The first element of any typed array, whether its buffer is an ArrayBuffer or a
+// SharedArrayBuffer (node-addon-api's ArrayBuffer() accepts only the former).
+const void* typedArrayData(Napi::Env env, Napi::TypedArray array) {
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, array, nullptr, nullptr, &data, nullptr, nullptr) != napi_ok)
+    throw Napi::Error::New(env, "Could not read a typed array's data");
+  return data;
+}
+
 // The data set matrix { data, rows, cols } with data a Float64Array, Float32Array or Uint8Array.
 struct InputArgs {
   napi_typedarray_type type;
@@ -123,8 +132,7 @@ InputArgs inputArgs(Napi::Env env, Napi::Value v, std::size_t nFeatures) {
   const std::size_t cols = sizeArg(env, obj.Get("cols"), "x.cols", 1, std::numeric_limits<int32_t>::max());
   if (cols != nFeatures) throwRange(env, "Expected x.cols to equal the network's input size");
   if (data.ElementLength() != rows * cols) throwRange(env, "Expected x.data to have x.rows * x.cols elements");
-  const void* ptr = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
-  return InputArgs{type, ptr, rows, cols};
+  return InputArgs{type, typedArrayData(env, data), rows, cols};
 }
 
 
@@ -418,7 +426,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   void checkInputsUnchanged(Napi::Env env) {
     Napi::TypedArray data = dataRef_.Value().As<Napi::TypedArray>();
     Napi::TypedArray labels = labelsRef_.Value().As<Napi::TypedArray>();
-    const void* ptr = static_cast<const uint8_t*>(data.ArrayBuffer().Data()) + data.ByteOffset();
+    const void* ptr = typedArrayData(env, data);
     if (ptr != data_ || data.ElementLength() != rows_ * static_cast<std::size_t>(sizes_.front()) ||
         labels.ElementLength() != rows_ || labels.As<Napi::TypedArrayOf<int32_t>>().Data() != labels_)
       throw Napi::Error::New(env, "The training data was detached or resized while the trainer was using it");
