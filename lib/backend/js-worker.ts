@@ -7,10 +7,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { jsBackend } from './js.js';
 import type { EpochParams, EpochRunner, FloatArray, Matrix, NetState } from './types.js';
 
-/** Data a worker is started with. */
+/** Data a training worker is started with (a prediction worker gets none: `x` is null). */
 export interface WorkerSetup {
   sizes: Int32Array;
-  x: Matrix;
+  x: Matrix | null;
   labels: Int32Array | null;
   stop: Int32Array;
 }
@@ -18,7 +18,7 @@ export interface WorkerSetup {
 /** A request to the worker. */
 export type WorkerRequest =
   | { kind: 'epoch'; weights: FloatArray[]; prevDelta: FloatArray[]; order: Int32Array; params: EpochParams; minibatches: number }
-  | { kind: 'logits'; weights: FloatArray[]; outLength: number; threads: number };
+  | { kind: 'logits'; sizes: Int32Array; weights: FloatArray[]; x: Matrix; outLength: number; threads: number };
 
 /** The worker's answer. */
 export type WorkerReply =
@@ -33,16 +33,17 @@ parentPort?.on('message', (request: WorkerRequest) => {
   try {
     if (request.kind === 'epoch') {
       const net: NetState = { sizes: setup.sizes, weights: request.weights, prevDelta: request.prevDelta };
-      runner ??= jsBackend.createRunner(net, setup.x, setup.labels ?? new Int32Array(setup.x.rows), 1);
+      if (!setup.x || !setup.labels) throw new Error('This worker holds no training data');
+      runner ??= jsBackend.createRunner(net, setup.x, setup.labels, 1);
       const costs = new Float64Array(request.minibatches);
       const done = runner.epoch(net, request.order, request.params, costs, 0, setup.stop);
       const reply: WorkerReply = { kind: 'epoch', done, costs, weights: net.weights, prevDelta: net.prevDelta };
       parentPort!.postMessage(reply, [...net.weights, ...net.prevDelta, costs].map((a) => a.buffer as ArrayBuffer));
     } else {
-      const net: NetState = { sizes: setup.sizes, weights: request.weights, prevDelta: [] };
+      const net: NetState = { sizes: request.sizes, weights: request.weights, prevDelta: [] };
       const Ctor = request.weights[0] instanceof Float32Array ? Float32Array : Float64Array;
       const out = new Ctor(request.outLength);
-      jsBackend.outputLogits(net, setup.x, out, request.threads);
+      jsBackend.outputLogits(net, request.x, out, request.threads);
       const reply: WorkerReply = { kind: 'logits', out };
       parentPort!.postMessage(reply, [out.buffer as ArrayBuffer]);
     }

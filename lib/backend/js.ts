@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { stateError } from '../errors.js';
-import type { Backend, EpochParams, EpochRunner, FloatArray, Matrix, NetState } from './types.js';
+import type { Backend, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './types.js';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './js-worker.js';
 
 type FloatCtor = Float64ArrayConstructor | Float32ArrayConstructor;
@@ -303,47 +303,78 @@ function workerScript(): string {
   return script;
 }
 
-/** One worker thread and the request it is answering (requests are sent one at a time). */
+/** An exact copy of a typed array, to be moved to a worker (cloning a view copies its whole buffer). */
+function exactCopy<T extends InputArray | Int32Array>(a: T): T {
+  return a.slice() as T;
+}
+
+/**
+ * One worker thread. Requests are answered one at a time, in order; while none is waiting the
+ * worker does not keep the process alive.
+ */
 class WorkerClient {
   readonly #worker: Worker;
-  #pending: { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void } | null = null;
+  readonly #queue: { message: WorkerRequest; transfer: ArrayBuffer[]; resolve: (reply: WorkerReply) => void; reject: (error: Error) => void }[] = [];
+  #inFlight = false;
+  #failed: Error | null = null;
 
   constructor(setup: WorkerSetup) {
-    // The worker gets its own exact copy of the data, moved rather than cloned: cloning a view
-    // would copy its whole underlying buffer (a subset of a large data set would copy all of it).
-    const data = setup.x.data.slice();
-    const labels = setup.labels?.slice() ?? null;
-    const workerData: WorkerSetup = { ...setup, x: { ...setup.x, data }, labels };
-    const transferList = [data.buffer as ArrayBuffer, ...(labels ? [labels.buffer as ArrayBuffer] : [])];
+    // The training data, if any, is moved to the worker as an exact copy.
+    const data = setup.x ? exactCopy(setup.x.data) : null;
+    const labels = setup.labels ? exactCopy(setup.labels) : null;
+    const workerData: WorkerSetup = { ...setup, x: setup.x && data ? { ...setup.x, data } : null, labels };
+    const transferList = [data, labels].filter((a) => a !== null).map((a) => a.buffer as ArrayBuffer);
     this.#worker = new Worker(workerScript(), { workerData, transferList });
+    this.#worker.unref();
     this.#worker.on('message', (reply: WorkerReply) => {
-      const pending = this.#pending;
-      this.#pending = null;
-      if (!pending) return;
-      if (reply.kind === 'error') pending.reject(Object.assign(new Error(reply.message), { name: reply.name }));
-      else pending.resolve(reply);
+      const done = this.#queue.shift();
+      this.#inFlight = false;
+      if (done) {
+        if (reply.kind === 'error') done.reject(Object.assign(new Error(reply.message), { name: reply.name }));
+        else done.resolve(reply);
+      }
+      this.#pump();
     });
     const fail = (error: Error) => {
-      const pending = this.#pending;
-      this.#pending = null;
-      pending?.reject(error);
+      this.#failed ??= error;
+      for (const waiting of this.#queue.splice(0)) waiting.reject(error);
     };
     this.#worker.on('error', fail);
     this.#worker.on('exit', (code) => fail(new Error(`The TypeScript backend's worker stopped unexpectedly (exit code ${code})`)));
   }
 
-  request(message: WorkerRequest): Promise<WorkerReply> {
+  /** False once the worker has died; a new one must be made. */
+  get usable(): boolean {
+    return this.#failed === null;
+  }
+
+  request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (this.#failed) return Promise.reject(this.#failed);
     return new Promise((resolve, reject) => {
-      this.#pending = { resolve, reject };
-      this.#worker.postMessage(message);
+      this.#queue.push({ message, transfer, resolve, reject });
+      this.#pump();
     });
   }
 
+  #pump(): void {
+    if (this.#inFlight || this.#queue.length === 0) {
+      if (this.#queue.length === 0) this.#worker.unref();
+      return;
+    }
+    this.#inFlight = true;
+    this.#worker.ref();
+    const { message, transfer } = this.#queue[0];
+    this.#worker.postMessage(message, transfer);
+  }
+
   terminate(): void {
-    this.#pending = null;
+    this.#queue.splice(0);
     void this.#worker.terminate();
   }
 }
+
+/** The worker that answers predictAsync for every model on this backend, made on first use. */
+let predictionWorker: WorkerClient | undefined;
 
 /** The pure-TypeScript kernels. */
 export const jsBackend: Backend = {
@@ -408,14 +439,16 @@ export const jsBackend: Backend = {
   },
 
   async outputLogitsAsync(net, x, out, threads) {
-    const worker = new WorkerClient({ sizes: net.sizes, x, labels: null, stop: new Int32Array(new SharedArrayBuffer(4)) });
-    try {
-      const reply = await worker.request({ kind: 'logits', weights: net.weights, outLength: out.length, threads });
-      if (reply.kind !== 'logits') throw new Error('Unexpected reply from the TypeScript backend worker');
-      out.set(reply.out);
-    } finally {
-      worker.terminate();
+    if (!predictionWorker?.usable) {
+      predictionWorker = new WorkerClient({ sizes: net.sizes, x: null, labels: null, stop: new Int32Array(new SharedArrayBuffer(4)) });
     }
+    const data = exactCopy(x.data);
+    const reply = await predictionWorker.request(
+      { kind: 'logits', sizes: net.sizes, weights: net.weights, x: { data, rows: x.rows, cols: x.cols }, outLength: out.length, threads },
+      [data.buffer as ArrayBuffer],
+    );
+    if (reply.kind !== 'logits') throw new Error('Unexpected reply from the TypeScript backend worker');
+    out.set(reply.out);
   },
 
   costAndGradient(net, x, labels, order, l1, l2, grads) {
