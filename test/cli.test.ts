@@ -118,7 +118,7 @@ const dark = (r: number, g: number, b: number) => r + g + b < 3 * 128;
  * tests run without a built addon; it is a notice, not part of an error message).
  */
 function withoutFallbackWarning(stderr: string): string {
-  return stderr.replace(/^\(node:\d+\) \[NEURALNET_MLP_NO_NATIVE\][\s\S]*?--trace-warnings[^\n]*\n/m, '');
+  return stderr.replace(/^mlp: note: The native addon of neuralnet-mlp is not available:[\s\S]*?Using the pure-TypeScript backend \(slower\)\.\n/m, '');
 }
 
 /** The single line an error must be: `mlp...: message`, no stack trace. */

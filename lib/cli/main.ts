@@ -99,6 +99,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+// Warnings (such as the library's notice that the addon is unavailable and the TypeScript backend
+// is used) read as notes of this command, without Node's "(node:PID)" prefix and hint line.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  process.stderr.write(`mlp: note: ${warning.message}\n`);
+});
+
 // `mlp predict ... | head` closes our stdout early; that is not an error worth a message.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(0);
