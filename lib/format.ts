@@ -41,7 +41,7 @@ export const MODEL_LIMITS = Object.freeze({
   maxWeights: 2 ** 26,
 });
 
-/** Options stored in a model file (the hyperparameters it was trained with). */
+/** The training hyperparameters: what a model file stores (the model's options extend these). */
 export interface StoredOptions {
   l1: number;
   l2: number;

@@ -10,6 +10,7 @@ import { RandomState } from './random.js';
 import {
   type DecodedModel,
   type ModelJSON,
+  type StoredOptions,
   type TrainingInfo,
   FORMAT_TAG,
   FORMAT_VERSION,
@@ -82,20 +83,10 @@ export interface MLPOptions {
 }
 
 /** The options after defaults, as the model uses them. */
-export interface ResolvedOptions {
+export interface ResolvedOptions extends StoredOptions {
   nOutput: number;
   nFeatures: number;
   nHidden: number[];
-  l1: number;
-  l2: number;
-  epochs: number;
-  eta: number;
-  alpha: number;
-  decreaseConst: number;
-  etaSchedule: EtaSchedule;
-  shuffle: boolean;
-  minibatches: number;
-  randomState: number | null;
   backend: BackendChoice;
   dtype: Dtype;
   threads: number;
