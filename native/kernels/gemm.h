@@ -52,8 +52,8 @@ struct Blocking<float> {
 
 template <typename T>
 struct GemmBuffers {
-  std::vector<T> packedA;
-  std::vector<T> packedB;
+  AlignedVector<T> packedA;
+  AlignedVector<T> packedB;
 };
 
 // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of A into MR-row panels, column by column, zero-padded.

@@ -179,12 +179,12 @@ class Trainer {
 
   std::size_t capacity_ = 0;
   bool trainingCapacity_ = false;
-  std::vector<std::vector<T>> acts_, deltas_, grads_, biases_;
-  std::vector<T> logits_;
+  std::vector<AlignedVector<T>> acts_, deltas_, grads_, biases_;
+  AlignedVector<T> logits_;
   std::vector<double> costTerms_;
   // Layer 1's non-bias weights transposed (features x ld_1): during an epoch the working copy of
   // the weights and their last update (prev1T_), written back to the caller's layout at its end.
-  std::vector<T> w1T_, g1T_, prev1T_;
+  AlignedVector<T> w1T_, g1T_, prev1T_;
 };
 
 }  // namespace mlp

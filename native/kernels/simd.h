@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
+#include <vector>
 
 #include "cpu.h"
 
@@ -28,6 +30,27 @@ namespace mlp {
 // Row lengths of packed buffers are rounded up to this many elements (a whole AVX2 vector of floats).
 constexpr std::size_t kPad = 8;
 inline std::size_t padded(std::size_t n) { return (n + kPad - 1) / kPad * kPad; }
+
+// Buffers the kernels stream through start on a cache line: a row stride that is a multiple of
+// 32 bytes then never makes a vector load straddle two lines (malloc only promises 16 bytes).
+constexpr std::size_t kCacheLine = 64;
+template <typename E>
+struct CacheAlignedAllocator {
+  using value_type = E;
+  CacheAlignedAllocator() = default;
+  template <typename U>
+  CacheAlignedAllocator(const CacheAlignedAllocator<U>&) {}
+  E* allocate(std::size_t n) {
+    return static_cast<E*>(::operator new(n * sizeof(E), std::align_val_t(kCacheLine)));
+  }
+  void deallocate(E* p, std::size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
+  template <typename U>
+  bool operator==(const CacheAlignedAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheAlignedAllocator<U>&) const { return false; }
+};
+template <typename E>
+using AlignedVector = std::vector<E, CacheAlignedAllocator<E>>;
 
 // Elements per SIMD vector of T on the widest path (the width kernels round up to).
 template <typename T>
