@@ -472,9 +472,13 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
     return cost;
   }
 
-  // Layer 1's non-bias columns, split by feature blocks of about equal numbers of non-zeros.
+  // Layer 1's non-bias columns, split by feature blocks into one task per thread of about equal
+  // numbers of non-zeros: every task reads all the minibatch's delta rows, so more tasks cost
+  // more than they balance. The other layers' small updates run first (task 0), so no thread is
+  // left waiting for them at the end. Each feature's sum runs within one task, so the split
+  // changes no result.
   const std::size_t K = units(0), H = units(1), ld = ld_[1], stride = K + 1;
-  const std::size_t featureTasks = std::min(featureBlocks_, tasksFor(m * K * H / 4));
+  const std::size_t featureTasks = std::min(featureBlocks_, tasksFor(m * K * H / 4) > 1 ? threads() : 1);
   std::vector<std::size_t> split(featureTasks + 1, featureBlocks_);
   split[0] = 0;
   {
@@ -492,8 +496,9 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   }
   const T tl1 = static_cast<T>(l1), tl2 = static_cast<T>(l2);
   const bool reg = l1 != 0 || l2 != 0;
-  runTasks(featureTasks + 1, [&](std::size_t t) {
-    if (t == featureTasks) return smallLayers();
+  runTasks(featureTasks + 1, [&](std::size_t task) {
+    if (task == 0) return smallLayers();
+    const std::size_t t = task - 1;
     firstLayerGradient(t, split[t], split[t + 1], m);
     // Regularisation and update, element by element in the transposed layout.
     const std::size_t j0 = split[t] * featureBlock_, j1 = std::min(K, split[t + 1] * featureBlock_);

@@ -129,7 +129,8 @@ class Trainer {
   }
   // With several threads, passes are cut into a few tasks per thread, claimed as threads come
   // free (a thread that is held up does not hold up the others).
-  std::size_t maxTasks() const { return pool_ ? pool_->threads() * kTasksPerThread : 1; }
+  std::size_t threads() const { return pool_ ? pool_->threads() : 1; }
+  std::size_t maxTasks() const { return threads() * kTasksPerThread; }
   static constexpr std::size_t kTasksPerThread = 4;
   std::size_t tasksFor(std::size_t work) const;
   void runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job);
