@@ -172,6 +172,28 @@ describe.skipIf(!hasNative)('native vs js', () => {
     expect(Array.from(native.predict(big.X))).toEqual(Array.from(js.predict(big.X)));
   });
 
+  it('predicts sparse byte rows (read without compressing them) bit-identically to the same values as floats', () => {
+    // 150 features: two whole 64-feature blocks and a tail; ~15% non-zero bytes, like MNIST.
+    const wide = 150;
+    const n = 1100;
+    const { X: mask } = randomDataset(90, n, wide, nOutput);
+    const bytes = Uint8Array.from(mask.data, (v, i) => (v < 0.15 ? 1 + ((i * 37) % 255) : 0));
+    bytes.fill(0, 3 * wide, 4 * wide); // an all-zero row
+    bytes.fill(255, 5 * wide, 5 * wide + 64); // a whole block of non-zeros
+    const labels = Int32Array.from({ length: n }, (_, i) => i % nOutput);
+    const asBytes = { data: bytes, rows: n, cols: wide };
+    const asFloats = { data: Float64Array.from(bytes), rows: n, cols: wide };
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const threads of [1, 2]) {
+        const model = new NeuralNetMLP({ ...options(9, 1e-4, 2, { backend: 'native', dtype }), nFeatures: wide, threads });
+        model.fitSync(asBytes, labels);
+        const p = model.predictProba(asBytes);
+        expectSameBits(p.data, model.predictProba(asFloats).data, `${dtype}, ${threads} thread(s)`);
+        expect(p.data.some((v) => v !== p.data[0])).toBe(true);
+      }
+    }
+  });
+
   it('reads typed arrays that are views at an offset into a larger buffer', () => {
     const offsetBuffer = new ArrayBuffer(8 * (rows * cols + 3));
     const view = new Float64Array(offsetBuffer, 8 * 3, rows * cols);

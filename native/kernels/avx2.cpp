@@ -6,6 +6,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "gemm.h"
 
 // The vector helpers are always inlined into their AVX2 callers (no AVX values cross a call).
@@ -64,6 +66,45 @@ MLP_AVX2 void gatherRowsTile(std::size_t rows, const SparseRow<V>* x, std::size_
       const typename W::type v = W::set1(static_cast<T>(val[k]));
       const T* w = wT + static_cast<std::size_t>(col[k]) * ldw;
       for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(w + i * W::width), acc[i]);
+    }
+    for (std::size_t i = 0; i < NV; ++i) W::store(zr + i * W::width, acc[i]);
+  }
+}
+
+template <typename T, typename V, std::size_t NV>
+MLP_AVX2 void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1,
+                                 const T* wT, std::size_t ldw, T* z, std::size_t ldz) {
+  using W = Vec<T>;
+  const __m256i zero = _mm256_setzero_si256();
+  for (std::size_t r = 0; r < rows; ++r) {
+    const uint8_t* xr = x[r];
+    T* zr = z + r * ldz;
+    // A mispredicted loop exit ends every row, so the next rows' bytes are requested ahead.
+    if (r + 2 < rows) {
+      __builtin_prefetch(x[r + 2] + j0);
+      __builtin_prefetch(x[r + 2] + j1 - 1);
+    }
+    typename W::type acc[NV];
+    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(zr + i * W::width);
+    for (std::size_t c = j0; c < j1; c += 64) {
+      // The non-zero bytes of features [c, c + 64) as bits (the last group may be shorter): one
+      // loop over them, so one hard-to-predict loop exit per 64 features.
+      uint64_t mask = 0;
+      if (c + 64 <= j1) {
+        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + c));
+        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + c + 32));
+        mask = ~((static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero)))) << 32) |
+                 static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, zero))));
+      } else {
+        for (std::size_t i = 0; i < j1 - c; ++i) mask |= static_cast<uint64_t>(xr[c + i] != 0) << i;
+      }
+      while (mask != 0) {
+        const std::size_t j = c + static_cast<unsigned>(__builtin_ctzll(mask));
+        mask &= mask - 1;
+        const typename W::type v = W::set1(static_cast<T>(xr[j]));
+        const T* w = wT + j * ldw;
+        for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(w + i * W::width), acc[i]);
+      }
     }
     for (std::size_t i = 0; i < NV; ++i) W::store(zr + i * W::width, acc[i]);
   }
@@ -181,6 +222,18 @@ MLP_AVX2 void sparseGatherRows(std::size_t rows, const SparseRow<V>* x, std::siz
   }
 }
 
+template <typename T>
+MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
+                             std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
+  using V = uint8_t;  // only names the tile in MLP_TILE_SWITCH
+  for (std::size_t off = 0, vectors = width / Vec<T>::width; vectors > 0;) {
+    const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
+    MLP_TILE_SWITCH(byteGatherRowsTile, nv, rows, x, j0, j1, wT + off, ldw, z + off, ldz)
+    off += nv * Vec<T>::width;
+    vectors -= nv;
+  }
+}
+
 template <typename T, typename V>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
                                const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
@@ -195,10 +248,12 @@ MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t
 template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a) {
   using W = Vec<T>;
+  // Whole vectors up to n only: the padding beyond them is set to zero, not computed.
+  const std::size_t end = std::min(ld, (n + W::width - 1) / W::width * W::width);
   for (std::size_t r = 0; r < rows; ++r) {
     T* zr = z + r * ld;
     T* ar = a + r * ld;
-    for (std::size_t u = 0; u < ld; u += W::width) {
+    for (std::size_t u = 0; u < end; u += W::width) {
       typename W::type v = W::load(zr + u);
       if (bias) v = W::add(v, W::load(bias + u));
       if (a != z) W::store(zr + u, v);
@@ -298,6 +353,10 @@ MLP_SPARSE_INSTANTIATE(double, uint8_t)
 MLP_SPARSE_INSTANTIATE(float, double)
 MLP_SPARSE_INSTANTIATE(float, float)
 MLP_SPARSE_INSTANTIATE(float, uint8_t)
+template void byteGatherRows<double>(std::size_t, const uint8_t* const*, std::size_t, std::size_t, const double*,
+                                     std::size_t, double*, std::size_t, std::size_t);
+template void byteGatherRows<float>(std::size_t, const uint8_t* const*, std::size_t, std::size_t, const float*,
+                                    std::size_t, float*, std::size_t, std::size_t);
 template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template void gemmMicroKernel<double>(std::size_t, const double*, const double*, double*, std::size_t, std::size_t,

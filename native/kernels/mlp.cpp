@@ -242,7 +242,24 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
   {
     const std::size_t H = units(1), K = units(0), ld = ld_[1];
     T* a1 = acts_[1].data();
-    if (sparse_) {
+    if (sparse_ && !backward && rowStart_.empty() && std::is_same<X, uint8_t>::value) {
+      // Prediction on bytes: gather straight from the rows (nothing else reads them).
+      const uint8_t** rowPtr = s.rowPtr.ensure(r1 - r0);
+      for (std::size_t r = r0; r < r1; ++r)
+        rowPtr[r - r0] = reinterpret_cast<const uint8_t*>(x_.data + sampleRow(rows, row0, r) * x_.cols);
+      for (std::size_t s0 = r0; s0 < r1; s0 += kForwardRows) {
+        const std::size_t s1 = std::min(r1, s0 + kForwardRows);
+        for (std::size_t r = s0; r < s1; ++r) std::copy(biases_[0].begin(), biases_[0].end(), a1 + r * ld);
+        // The next rows are read after these; fetch them now (each row is read once per
+        // feature block, and the first of those reads would otherwise wait for memory).
+        for (std::size_t r = s1; r < std::min(r1, s1 + kForwardRows); ++r)
+          for (std::size_t q = 0; q < K; q += kCacheLine) __builtin_prefetch(rowPtr[r - r0] + q);
+        for (std::size_t j0 = 0; j0 < K; j0 += featureBlock_)
+          byteGatherRows(isa_, s1 - s0, rowPtr + (s0 - r0), j0, std::min(K, j0 + featureBlock_), w1T_.data(), ld,
+                         a1 + s0 * ld, ld, width1_);
+        biasSigmoid<T>(isa_, s1 - s0, H, ld, nullptr, a1 + s0 * ld, a1 + s0 * ld);
+      }
+    } else if (sparse_) {
       compressRows(s, rows, row0, r0, r1);
       for (std::size_t s0 = r0; s0 < r1; s0 += kForwardRows) {
         const std::size_t s1 = std::min(r1, s0 + kForwardRows);

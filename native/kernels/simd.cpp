@@ -25,6 +25,24 @@ void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::siz
   }
 }
 
+template <typename T>
+void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
+                    std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
+#if MLP_HAVE_AVX2
+  if (isa == Isa::Avx2) return avx2::byteGatherRows(rows, x, j0, j1, wT, ldw, z, ldz, width);
+#endif
+  (void)isa;
+  for (std::size_t r = 0; r < rows; ++r) {
+    T* zr = z + r * ldz;
+    for (std::size_t j = j0; j < j1; ++j) {
+      if (x[r][j] == 0) continue;
+      const T v = static_cast<T>(x[r][j]);
+      const T* w = wT + j * ldw;
+      for (std::size_t u = 0; u < width; ++u) zr[u] += v * w[u];
+    }
+  }
+}
+
 template <typename T, typename X>
 void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
                       const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
@@ -128,6 +146,10 @@ MLP_SPARSE_INSTANTIATE(double, uint8_t)
 MLP_SPARSE_INSTANTIATE(float, double)
 MLP_SPARSE_INSTANTIATE(float, float)
 MLP_SPARSE_INSTANTIATE(float, uint8_t)
+template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, std::size_t, std::size_t, const double*,
+                                     std::size_t, double*, std::size_t, std::size_t);
+template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, std::size_t, std::size_t, const float*,
+                                    std::size_t, float*, std::size_t, std::size_t);
 template void biasSigmoid<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template std::size_t compressRow<double>(Isa, const double*, std::size_t, std::size_t, uint16_t*, double*, uint32_t*);

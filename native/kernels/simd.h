@@ -77,6 +77,14 @@ template <typename T, typename X>
 void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
                       std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 
+// The same sums as sparseGatherRows over the features [j0, j1), read straight from byte rows
+// x[r][0:cols] instead of a compressed index: z[r * ldz + 0:width] += x[r][j] * wT[j * ldw + 0:width]
+// for each non-zero x[r][j], in feature order. (Prediction reads each row once, so compressing
+// it first would only add a pass.)
+template <typename T>
+void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
+                    std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+
 // For every j < n: gT[j * ldg + 0:width] += sum_e val[e] * d[row[e] * ldd + 0:width] over
 // e in [j * slot, j * slot + count[j]), in that order (weight gradient of layer 1, column by column).
 template <typename T, typename X>
@@ -110,6 +118,9 @@ namespace avx2 {
 template <typename T, typename X>
 MLP_AVX2 void sparseGatherRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
                                std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+template <typename T>
+MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
+                             std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 template <typename T, typename X>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
                                const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
