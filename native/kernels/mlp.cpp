@@ -8,9 +8,6 @@
 namespace mlp {
 namespace {
 
-// log(1 + e^x) without overflow: the cross-entropy from a pre-activation, never log(0).
-inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
-
 template <typename T>
 inline T signOf(T v) {
   return static_cast<T>((v > T(0)) - (v < T(0)));
@@ -292,22 +289,17 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
   // Output layer: cross-entropy terms from pre-activations, and sigma = a - y.
   {
     const std::size_t nOutput = units(L), ldOut = ld_[L];
+    int32_t* label = s.labels.ensure(m);
+    for (std::size_t r = r0; r < r1; ++r) label[r - r0] = labels_[sampleRow(rows, row0, r)];
+    crossEntropyTerms<T>(isa_, m, nOutput, logits_.data() + r0 * ldOut, ldOut, label,
+                         costTerms_.data() + r0 * nOutput);
     const T* aOut = acts_[L].data();
     T* dOut = deltas_[L].data();
     for (std::size_t r = r0; r < r1; ++r) {
-      const std::size_t label = static_cast<std::size_t>(labels_[sampleRow(rows, row0, r)]);
-      double* terms = costTerms_.data() + r * nOutput;
-      for (std::size_t o = 0; o < nOutput; ++o) {
-        const std::size_t k = r * ldOut + o;
-        const double z = static_cast<double>(logits_[k]);
-        if (o == label) {
-          terms[o] = softplus(-z);
-          dOut[k] = aOut[k] - T(1);
-        } else {
-          terms[o] = softplus(z);
-          dOut[k] = aOut[k];
-        }
-      }
+      for (std::size_t o = 0; o < nOutput; ++o) dOut[r * ldOut + o] = aOut[r * ldOut + o];
+      // Labels were checked on the way in, but the caller's array may have changed since.
+      const std::size_t y = static_cast<std::size_t>(static_cast<uint32_t>(label[r - r0]));
+      if (y < nOutput) dOut[r * ldOut + y] -= T(1);
     }
   }
   // sigma_prev = (sigma . W[:, 1:]) * a_prev * (1 - a_prev)

@@ -78,6 +78,25 @@ void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const
   }
 }
 
+namespace {
+// log(1 + e^x) without overflow.
+inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+}  // namespace
+
+template <typename T>
+void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
+                       double* terms) {
+#if MLP_HAVE_AVX2
+  if (isa == Isa::Avx2) return avx2::crossEntropyTerms(rows, n, z, ldz, label, terms);
+#endif
+  (void)isa;
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t o = 0; o < n; ++o) {
+      const double v = static_cast<double>(z[r * ldz + o]);
+      terms[r * n + o] = softplus(static_cast<int32_t>(o) == label[r] ? -v : v);
+    }
+}
+
 template <typename X>
 std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block, uint16_t* col, X* val,
                         uint32_t* bounds) {
@@ -150,6 +169,10 @@ template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, st
                                      std::size_t, double*, std::size_t, std::size_t);
 template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, std::size_t, std::size_t, const float*,
                                     std::size_t, float*, std::size_t, std::size_t);
+template void crossEntropyTerms<double>(Isa, std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
+                                        double*);
+template void crossEntropyTerms<float>(Isa, std::size_t, std::size_t, const float*, std::size_t, const int32_t*,
+                                       double*);
 template void biasSigmoid<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template std::size_t compressRow<double>(Isa, const double*, std::size_t, std::size_t, uint16_t*, double*, uint32_t*);

@@ -97,6 +97,14 @@ void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t
 template <typename T>
 void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 
+// terms[r * n + o] = log(1 + e^s), s = -z[r * ldz + o] when o == label[r] and z[r * ldz + o]
+// otherwise, for r < rows, o < n: the cross-entropy of a sigmoid output from its pre-activation
+// (never log(0)). ldz >= n rounded up to a multiple of 4. The AVX2 path uses its own exp and
+// log1p (see avx2.cpp for the error bound).
+template <typename T>
+void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
+                       double* terms);
+
 // The non-zeros of src[0:n] (n <= 65536) as (index, value), in index order; returns how many.
 // bounds[b] = how many come before index b * block, for b in [0, ceil(n / block)), and
 // bounds[ceil(n / block)] = the count. block is a multiple of 32.
@@ -126,6 +134,9 @@ MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t
                                const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
+template <typename T>
+MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
+                                double* terms);
 MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::size_t block, uint16_t* col,
                                       uint8_t* val, uint32_t* bounds);
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n);
