@@ -174,9 +174,9 @@ class Trainer {
 
   // The input's non-zeros, row by row (CSR), when compressed.
   std::vector<std::size_t> rowStart_;
-  std::vector<uint16_t> nzCol_;
-  std::vector<X> nzVal_;
-  std::vector<uint32_t> nzBounds_;  // per row, featureBlocks_ + 1 offsets from its first non-zero
+  LargeVector<uint16_t> nzCol_;
+  LargeVector<X> nzVal_;
+  LargeVector<uint32_t> nzBounds_;  // per row, featureBlocks_ + 1 offsets from its first non-zero
   std::vector<RowView> views_;  // the current minibatch's rows
   std::vector<Scratch> scratch_;
 

@@ -1,11 +1,43 @@
 #include "simd.h"
 
 #include <cmath>
+#include <new>
 #include <type_traits>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "gemm.h"
 
 namespace mlp {
+
+namespace {
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+}  // namespace
+
+void* allocateLarge(std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes >= kHugePage) {
+    const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = ::operator new(rounded, std::align_val_t(kHugePage));
+    madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure only means small pages
+    return p;
+  }
+#endif
+  return ::operator new(bytes, std::align_val_t(kCacheLine));
+}
+
+void freeLarge(void* p, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes >= kHugePage) {
+    ::operator delete(p, std::align_val_t(kHugePage));
+    return;
+  }
+#endif
+  (void)bytes;
+  ::operator delete(p, std::align_val_t(kCacheLine));
+}
 
 template <typename T, typename X>
 void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,

@@ -52,6 +52,27 @@ struct CacheAlignedAllocator {
 template <typename E>
 using AlignedVector = std::vector<E, CacheAlignedAllocator<E>>;
 
+// For the input's non-zero index (tens of MB, read at random rows every minibatch): large
+// buffers start on a 2 MiB boundary and ask Linux for transparent huge pages, so those reads do
+// not miss the TLB on every row. Elsewhere (or for small buffers) it is a cache-aligned buffer.
+void* allocateLarge(std::size_t bytes);
+void freeLarge(void* p, std::size_t bytes);
+template <typename E>
+struct LargeAllocator {
+  using value_type = E;
+  LargeAllocator() = default;
+  template <typename U>
+  LargeAllocator(const LargeAllocator<U>&) {}
+  E* allocate(std::size_t n) { return static_cast<E*>(allocateLarge(n * sizeof(E))); }
+  void deallocate(E* p, std::size_t n) { freeLarge(p, n * sizeof(E)); }
+  template <typename U>
+  bool operator==(const LargeAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const LargeAllocator<U>&) const { return false; }
+};
+template <typename E>
+using LargeVector = std::vector<E, LargeAllocator<E>>;
+
 // Elements per SIMD vector of T on the widest path (the width kernels round up to).
 template <typename T>
 constexpr std::size_t simdWidth() {
