@@ -110,6 +110,8 @@ export const THREADS = {
   contenders: { full: ['native-f64', 'native-f32'], quick: ['native-f64'] },
   threads: [1, 2, 4],
   epochs: { full: 3, quick: 1 },
+  /** Rounds of the paired 1-vs-2-thread measurement (one process, epochs alternating). */
+  pairedRounds: { full: 7, quick: 3 },
 };
 
 /**

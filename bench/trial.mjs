@@ -14,6 +14,8 @@
  *     predict: { images, minReps, maxReps, budgetMs } | null,   // the first `images` test images
  *     latency: { calls, warmupCalls, budgetMs } | null,
  *     hashWeights: boolean,
+ *     paired: { threads: [a, b], rounds } | undefined,   // instead of the above: epochs on a and
+ *                                         // b threads alternately in this one process
  *   }
  * }
  */
@@ -39,6 +41,8 @@ async function main(spec) {
     model,
     minibatches: workload.minibatches,
   });
+
+  if (workload.paired) return { id: contender.id, ...paired(c, workload.paired, data) };
 
   // Training: per-epoch wall time from the end of the previous epoch (or the start of the fit).
   const warmupEpochs = workload.warmup?.epochs ?? 0;
@@ -84,6 +88,26 @@ async function main(spec) {
   }
   result.peakRssMB = maxRssMB();
   return result;
+}
+
+/**
+ * Thread scaling measured in pairs: each round times one epoch on `a` threads and one on `b`,
+ * back to back in this process (which goes first alternates), so a slow spell of a shared
+ * machine lands on both sides of a pair. The ratio of each pair, and their median, compare like
+ * with like even when absolute times drift.
+ */
+function paired(c, { threads: [a, b], rounds }, data) {
+  const seconds = { [a]: [], [b]: [] };
+  const ratios = [];
+  for (let i = 0; i < rounds; i++) {
+    const order = i % 2 === 0 ? [a, b] : [b, a];
+    const s = {};
+    for (const t of order) s[t] = c.secondEpochSeconds(t);
+    seconds[a].push(s[a]);
+    seconds[b].push(s[b]);
+    ratios.push(s[a] / s[b]);
+  }
+  return { ok: true, trainedSamples: data.train.images.rows, threads: [a, b], seconds, ratios, medianRatio: median(ratios) };
 }
 
 /** Repeated predictions of all test images: at least minReps, then until budgetMs or maxReps. */
