@@ -172,6 +172,19 @@ describe.skipIf(!hasNative)('native vs js', () => {
     expect(Array.from(native.predict(big.X))).toEqual(Array.from(js.predict(big.X)));
   });
 
+  it('wide hidden layers (blocked GEMM) and narrow ones (small products) both agree with js', () => {
+    // Layer 2 of [64, 80] holds 64 x 80 weights: past the small-product limit in float64, within it in float32.
+    for (const nHidden of [[64, 80], [6, 3]]) {
+      const js = new NeuralNetMLP(options(nHidden, 0.01, 2, { backend: 'js' })).fitSync(base, y);
+      const native = new NeuralNetMLP(options(nHidden, 0.01, 2, { backend: 'native' })).fitSync(base, y);
+      expectClose(native.costs, js.costs, { rel: F64_REL }, `costs, ${JSON.stringify(nHidden)}`);
+      expectWeightsNear(native, js, F64_REL, `nHidden ${JSON.stringify(nHidden)}`);
+      expectClose(native.predictProba(base).data, js.predictProba(base).data, { rel: F64_REL, abs: 1e-15 }, 'predictProba');
+      const n32 = new NeuralNetMLP(options(nHidden, 0.01, 2, { backend: 'native', dtype: 'float32' })).fitSync(base, y);
+      expectWeightsNear(n32, js, F32_REL, `float32, nHidden ${JSON.stringify(nHidden)}`);
+    }
+  });
+
   it('predicts sparse byte rows (read without compressing them) bit-identically to the same values as floats', () => {
     // 150 features: two whole 64-feature blocks and a tail; ~15% non-zero bytes, like MNIST.
     const wide = 150;

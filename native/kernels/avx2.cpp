@@ -374,6 +374,74 @@ MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
   return n - zeros;
 }
 
+namespace {
+// RB rows of C x NV vectors: the NV vectors of b's row k are loaded once and used for RB rows.
+// `lanes` = valid elements in the tile (the last vector may be partial).
+template <typename T, std::size_t NV, std::size_t RB>
+MLP_AVX2 void smallProductTile(std::size_t rows, std::size_t lanes, std::size_t depth, const T* a, std::size_t ars,
+                               std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+  using W = Vec<T>;
+  for (std::size_t r0 = 0; r0 < rows; r0 += RB) {
+    const std::size_t rb = rows - r0 < RB ? rows - r0 : RB;
+    typename W::type acc[RB][NV];
+    for (std::size_t rr = 0; rr < RB; ++rr)
+      for (std::size_t i = 0; i < NV; ++i) acc[rr][i] = W::zero();
+    const T* ar = a + r0 * ars;
+    for (std::size_t k = 0; k < depth; ++k) {
+      const T* bk = b + k * ldb;
+      typename W::type bv[NV];
+      for (std::size_t i = 0; i < NV; ++i) bv[i] = W::load(bk + i * W::width);
+      for (std::size_t rr = 0; rr < RB; ++rr) {
+        // Rows past the end repeat the last row (read, never stored).
+        const typename W::type av = W::set1(ar[(rr < rb ? rr : rb - 1) * ars + k * acs]);
+        for (std::size_t i = 0; i < NV; ++i) acc[rr][i] = W::fma(av, bv[i], acc[rr][i]);
+      }
+    }
+    for (std::size_t rr = 0; rr < rb; ++rr) {
+      T* cr = c + (r0 + rr) * ldc;
+      for (std::size_t i = 0; i < NV; ++i) {
+        const std::size_t j = i * W::width;
+        if (j + W::width <= lanes) {
+          W::store(cr + j, acc[rr][i]);
+        } else if (j < lanes) {
+          alignas(32) T tail[W::width];
+          W::store(tail, acc[rr][i]);
+          for (std::size_t u = 0; j + u < lanes; ++u) cr[j + u] = tail[u];
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
+template <typename T>
+MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
+                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+  constexpr std::size_t w = Vec<T>::width;
+  // Up to 12 accumulators plus the row of b in the 16 registers (one row at a time from 6
+  // vectors on, b then read straight from L1 by the multiply-adds).
+  for (std::size_t off = 0; off < n;) {
+    const std::size_t vectors = (n - off + w - 1) / w;
+    const std::size_t nv = vectors > 12 ? 12 : vectors;
+    const std::size_t lanes = std::min(n - off, nv * w);
+    switch (nv) {
+      case 1: smallProductTile<T, 1, 6>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 2: smallProductTile<T, 2, 4>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 3: smallProductTile<T, 3, 3>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 4: smallProductTile<T, 4, 2>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 5: smallProductTile<T, 5, 2>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 6: smallProductTile<T, 6, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 7: smallProductTile<T, 7, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 8: smallProductTile<T, 8, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 9: smallProductTile<T, 9, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 10: smallProductTile<T, 10, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      case 11: smallProductTile<T, 11, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+      default: smallProductTile<T, 12, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
+    }
+    off += nv * w;
+  }
+}
+
 template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate) {
@@ -427,6 +495,10 @@ template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*,
 template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, std::size_t, const int32_t*, double*);
 template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
+template void smallProduct<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
+                                   const double*, std::size_t, double*, std::size_t);
+template void smallProduct<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,
+                                  const float*, std::size_t, float*, std::size_t);
 template void gemmMicroKernel<double>(std::size_t, const double*, const double*, double*, std::size_t, std::size_t,
                                       std::size_t, bool);
 template void gemmMicroKernel<float>(std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

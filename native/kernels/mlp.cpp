@@ -27,6 +27,8 @@ constexpr std::size_t kFeatureBlock = 64;  // a multiple of 32 (compressRow)
 constexpr std::size_t kGradientBlockBytes = 24576;
 // Features per step of the layer-1 gradient's transposition into the weights' layout.
 constexpr std::size_t kTransposeBlock = 16;
+// Layers whose weights take at most this many bytes (in both layouts) multiply with smallProduct.
+constexpr std::size_t kSmallProductBytes = 32768;
 // Rows per forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictChunk = 1024;
 
@@ -279,9 +281,14 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
     const std::size_t nIn = units(l - 1), nOut = units(l), ld = ld_[l];
     const T* w = weights[l - 1];
     T* z = ((l == L) ? logits_.data() : acts_[l].data()) + r0 * ld;
-    const auto a = dense<T>(acts_[l - 1].data() + r0 * ld_[l - 1], static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
-    const auto wT = dense(w + 1, 1, static_cast<std::ptrdiff_t>(nIn + 1));
-    gemm(isa_, m, nOut, nIn, a, wT, z, ld, false, s.gemm);
+    const T* aPrev = acts_[l - 1].data() + r0 * ld_[l - 1];
+    if (smallLayer(l - 1)) {
+      smallProduct(isa_, m, nOut, nIn, aPrev, ld_[l - 1], 1, smallWT_[l - 1].data(), simdPadded<T>(nOut), z, ld);
+    } else {
+      const auto a = dense<T>(aPrev, static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
+      const auto wT = dense(w + 1, 1, static_cast<std::ptrdiff_t>(nIn + 1));
+      gemm(isa_, m, nOut, nIn, a, wT, z, ld, false, s.gemm);
+    }
     biasSigmoid<T>(isa_, m, nOut, ld, biases_[l - 1].data(), z, acts_[l].data() + r0 * ld);
   }
   if (!backward) return;
@@ -305,10 +312,15 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
   // sigma_prev = (sigma . W[:, 1:]) * a_prev * (1 - a_prev)
   for (std::size_t l = L; l >= 2; --l) {
     const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l], ldPrev = ld_[l - 1];
-    const auto dm = dense<T>(deltas_[l].data() + r0 * ld, static_cast<std::ptrdiff_t>(ld), 1);
-    const auto wm = dense<T>(weights[l - 1] + 1, static_cast<std::ptrdiff_t>(stride), 1);
     T* dPrev = deltas_[l - 1].data() + r0 * ldPrev;
-    gemm(isa_, m, nIn, nUnits, dm, wm, dPrev, ldPrev, false, s.gemm);
+    if (smallLayer(l - 1)) {
+      smallProduct(isa_, m, nIn, nUnits, deltas_[l].data() + r0 * ld, ld, 1, smallW_[l - 1].data(), simdPadded<T>(nIn),
+                   dPrev, ldPrev);
+    } else {
+      const auto dm = dense<T>(deltas_[l].data() + r0 * ld, static_cast<std::ptrdiff_t>(ld), 1);
+      const auto wm = dense<T>(weights[l - 1] + 1, static_cast<std::ptrdiff_t>(stride), 1);
+      gemm(isa_, m, nIn, nUnits, dm, wm, dPrev, ldPrev, false, s.gemm);
+    }
     const T* aPrev = acts_[l - 1].data() + r0 * ldPrev;
     for (std::size_t r = 0; r < m; ++r) {
       T* dr = dPrev + r * ldPrev;
@@ -321,7 +333,35 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
 // Every layer's activations (and with `backward` the deltas) of minibatch rows [0, m). Samples
 // are independent, so they are split across threads.
 template <typename T, typename X>
+bool Trainer<T, X>::smallLayer(std::size_t l) const {
+  const std::size_t nIn = units(l), nOut = units(l + 1);
+  return l >= 1 && nIn * simdPadded<T>(nOut) * sizeof(T) <= kSmallProductBytes &&
+         nOut * simdPadded<T>(nIn) * sizeof(T) <= kSmallProductBytes;
+}
+
+// The small layers' weights in the two layouts smallProduct reads (the weights change every step).
+template <typename T, typename X>
+void Trainer<T, X>::packSmallLayers(T* const* weights) {
+  smallWT_.resize(layers());
+  smallW_.resize(layers());
+  for (std::size_t l = 1; l < layers(); ++l) {
+    if (!smallLayer(l)) continue;
+    const std::size_t nIn = units(l), nOut = units(l + 1), stride = nIn + 1;
+    const std::size_t ldT = simdPadded<T>(nOut), ldW = simdPadded<T>(nIn);
+    const T* w = weights[l];
+    smallWT_[l].assign(nIn * ldT, T(0));
+    smallW_[l].assign(nOut * ldW, T(0));
+    for (std::size_t o = 0; o < nOut; ++o)
+      for (std::size_t u = 0; u < nIn; ++u) {
+        smallWT_[l][u * ldT + o] = w[o * stride + 1 + u];
+        smallW_[l][o * ldW + u] = w[o * stride + 1 + u];
+      }
+  }
+}
+
+template <typename T, typename X>
 void Trainer<T, X>::forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward) {
+  packSmallLayers(weights);
   const std::size_t tasks = tasksFor(m * units(0) * units(1) / 4);
   runTasks(tasks, [&](std::size_t t) {
     samplePass(t, weights, rows, row0, splitStart(m, tasks, t), splitStart(m, tasks, t + 1), backward);

@@ -148,6 +148,9 @@ class Trainer {
   void samplePass(std::size_t task, T* const* weights, const int32_t* rows, std::size_t row0, std::size_t r0,
                   std::size_t r1, bool backward);
   void forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward);
+  // Whether layer l (weights[l], l >= 1) is small enough for smallProduct, and its packed copies.
+  bool smallLayer(std::size_t l) const;
+  void packSmallLayers(T* const* weights);
   void firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t m);
   void regularise(std::size_t l, T* const* weights, std::size_t c0, std::size_t c1, double l1, double l2);
   void updateColumns(std::size_t l, T* const* weights, T* const* prevDelta, std::size_t c0, std::size_t c1,
@@ -188,6 +191,9 @@ class Trainer {
   // Layer 1's non-bias weights transposed (features x ld_1): during an epoch the working copy of
   // the weights and their last update (prev1T_), written back to the caller's layout at its end.
   AlignedVector<T> w1T_, g1T_, prev1T_;
+  // Small layers (smallLayer): weights[l]'s non-bias columns transposed (n_l x simdPadded(n_{l+1}))
+  // for the forward product, and as rows (n_{l+1} x simdPadded(n_l)) for the backward product.
+  std::vector<AlignedVector<T>> smallWT_, smallW_;
 };
 
 }  // namespace mlp

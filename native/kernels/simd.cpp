@@ -165,6 +165,24 @@ std::size_t countNonZero(Isa isa, const X* src, std::size_t n) {
 }
 
 template <typename T>
+void smallProduct(Isa isa, std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
+                  std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+#if MLP_HAVE_AVX2
+  if (isa == Isa::Avx2) return avx2::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc);
+#endif
+  (void)isa;
+  for (std::size_t r = 0; r < rows; ++r) {
+    T* cr = c + r * ldc;
+    for (std::size_t j = 0; j < n; ++j) cr[j] = T(0);
+    for (std::size_t k = 0; k < depth; ++k) {
+      const T av = a[r * ars + k * acs];
+      const T* bk = b + k * ldb;
+      for (std::size_t j = 0; j < n; ++j) cr[j] += av * bk[j];
+    }
+  }
+}
+
+template <typename T>
 void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                      std::size_t nr, bool accumulate) {
 #if MLP_HAVE_AVX2
@@ -214,6 +232,10 @@ template std::size_t compressRow<uint8_t>(Isa, const uint8_t*, std::size_t, std:
 template std::size_t countNonZero<double>(Isa, const double*, std::size_t);
 template std::size_t countNonZero<float>(Isa, const float*, std::size_t);
 template std::size_t countNonZero<uint8_t>(Isa, const uint8_t*, std::size_t);
+template void smallProduct<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
+                                   const double*, std::size_t, double*, std::size_t);
+template void smallProduct<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,
+                                  const float*, std::size_t, float*, std::size_t);
 template void gemmMicroKernel<double>(Isa, std::size_t, const double*, const double*, double*, std::size_t,
                                       std::size_t, std::size_t, bool);
 template void gemmMicroKernel<float>(Isa, std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

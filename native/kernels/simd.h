@@ -137,6 +137,14 @@ std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block,
 template <typename X>
 std::size_t countNonZero(Isa isa, const X* src, std::size_t n);
 
+// C[r * ldc + j] = sum over k < depth, in order from zero, of a[r * ars + k * acs] * b[k * ldb + j],
+// for r < rows and j < n (fused multiply-adds on the AVX2 path); only those elements of C are
+// written. Rows of b hold simdPadded<T>(n) readable elements. For products whose b is small
+// (the output layer's 10 units): no packing, b stays in L1 and the rows of a stream past.
+template <typename T>
+void smallProduct(Isa isa, std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
+                  std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
+
 // The register-blocked GEMM micro-kernel: C tile (mr x nr of MR x NR) (+)= packed A . packed B.
 template <typename T>
 void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
@@ -161,6 +169,9 @@ MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std
 MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::size_t block, uint16_t* col,
                                       uint8_t* val, uint32_t* bounds);
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n);
+template <typename T>
+MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
+                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
 template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate);
