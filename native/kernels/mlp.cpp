@@ -330,8 +330,6 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
   }
 }
 
-// Every layer's activations (and with `backward` the deltas) of minibatch rows [0, m). Samples
-// are independent, so they are split across threads.
 template <typename T, typename X>
 bool Trainer<T, X>::smallLayer(std::size_t l) const {
   const std::size_t nIn = units(l), nOut = units(l + 1);
@@ -359,6 +357,8 @@ void Trainer<T, X>::packSmallLayers(T* const* weights) {
   }
 }
 
+// Every layer's activations (and with `backward` the deltas) of minibatch rows [0, m). Samples
+// are independent, so they are split across threads.
 template <typename T, typename X>
 void Trainer<T, X>::forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward) {
   packSmallLayers(weights);

@@ -25,7 +25,7 @@ void* allocateLarge(std::size_t bytes) {
     return p;
   }
 #endif
-  return ::operator new(bytes, std::align_val_t(kCacheLine));
+  return allocateAligned(bytes);
 }
 
 void freeLarge(void* p, std::size_t bytes) {
@@ -35,8 +35,7 @@ void freeLarge(void* p, std::size_t bytes) {
     return;
   }
 #endif
-  (void)bytes;
-  ::operator delete(p, std::align_val_t(kCacheLine));
+  freeAligned(p, bytes);
 }
 
 template <typename T, typename X>

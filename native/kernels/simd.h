@@ -34,44 +34,37 @@ inline std::size_t padded(std::size_t n) { return (n + kPad - 1) / kPad * kPad; 
 // Buffers the kernels stream through start on a cache line: a row stride that is a multiple of
 // 32 bytes then never makes a vector load straddle two lines (malloc only promises 16 bytes).
 constexpr std::size_t kCacheLine = 64;
-template <typename E>
-struct CacheAlignedAllocator {
-  using value_type = E;
-  CacheAlignedAllocator() = default;
-  template <typename U>
-  CacheAlignedAllocator(const CacheAlignedAllocator<U>&) {}
-  E* allocate(std::size_t n) {
-    return static_cast<E*>(::operator new(n * sizeof(E), std::align_val_t(kCacheLine)));
-  }
-  void deallocate(E* p, std::size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
-  template <typename U>
-  bool operator==(const CacheAlignedAllocator<U>&) const { return true; }
-  template <typename U>
-  bool operator!=(const CacheAlignedAllocator<U>&) const { return false; }
-};
-template <typename E>
-using AlignedVector = std::vector<E, CacheAlignedAllocator<E>>;
+inline void* allocateAligned(std::size_t bytes) { return ::operator new(bytes, std::align_val_t(kCacheLine)); }
+inline void freeAligned(void* p, std::size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
 
 // For the input's non-zero index (tens of MB, read at random rows every minibatch): large
 // buffers start on a 2 MiB boundary and ask Linux for transparent huge pages, so those reads do
-// not miss the TLB on every row. Elsewhere (or for small buffers) it is a cache-aligned buffer.
+// not miss the TLB on every row. Elsewhere (or for small buffers) as allocateAligned.
 void* allocateLarge(std::size_t bytes);
 void freeLarge(void* p, std::size_t bytes);
-template <typename E>
-struct LargeAllocator {
+
+// A std::vector allocator over one of the pairs above.
+template <typename E, void* (*Allocate)(std::size_t), void (*Free)(void*, std::size_t)>
+struct BufferAllocator {
   using value_type = E;
-  LargeAllocator() = default;
   template <typename U>
-  LargeAllocator(const LargeAllocator<U>&) {}
-  E* allocate(std::size_t n) { return static_cast<E*>(allocateLarge(n * sizeof(E))); }
-  void deallocate(E* p, std::size_t n) { freeLarge(p, n * sizeof(E)); }
+  struct rebind {
+    using other = BufferAllocator<U, Allocate, Free>;
+  };
+  BufferAllocator() = default;
   template <typename U>
-  bool operator==(const LargeAllocator<U>&) const { return true; }
+  BufferAllocator(const BufferAllocator<U, Allocate, Free>&) {}
+  E* allocate(std::size_t n) { return static_cast<E*>(Allocate(n * sizeof(E))); }
+  void deallocate(E* p, std::size_t n) { Free(p, n * sizeof(E)); }
   template <typename U>
-  bool operator!=(const LargeAllocator<U>&) const { return false; }
+  bool operator==(const BufferAllocator<U, Allocate, Free>&) const { return true; }
+  template <typename U>
+  bool operator!=(const BufferAllocator<U, Allocate, Free>&) const { return false; }
 };
 template <typename E>
-using LargeVector = std::vector<E, LargeAllocator<E>>;
+using AlignedVector = std::vector<E, BufferAllocator<E, allocateAligned, freeAligned>>;
+template <typename E>
+using LargeVector = std::vector<E, BufferAllocator<E, allocateLarge, freeLarge>>;
 
 // Elements per SIMD vector of T on the widest path (the width kernels round up to).
 template <typename T>
