@@ -1,6 +1,6 @@
 /**
  * What the benchmark runs, as data: the two modes, the contenders, and the extra sections.
- * Every trial runs in a fresh process (bench/trial.mjs, or bench/contenders/seed_numpy.py).
+ * Every trial runs in a fresh process (bench/trial.mjs, or a Python contender's script).
  */
 
 /** Settings per mode. `samples`: training images per epoch (the first rows of the MNIST training set). */
@@ -28,7 +28,8 @@ export const MODES = {
  *   `kind: 'python'`, the script that runs the trial.
  * - `needs`: what must be present, otherwise the contender is skipped with a message:
  *   `addon` (the package's native addon), `packages` (bench-only npm packages in bench/node_modules),
- *   `seed` (the seed's script and a Python with numpy and scipy).
+ *   `seed` (the seed's script and a Python with numpy and scipy), `python` (a Python that imports
+ *   these modules).
  * - `warmup`: `{ epochs }` leading epochs of the same run, not timed; or `{ samples }`, one untimed
  *   pass over that many samples before the timed epochs (slow contenders: warms the JIT without
  *   paying for a whole epoch).
@@ -70,6 +71,24 @@ export const CONTENDERS = [
     kind: 'python',
     module: 'contenders/seed_numpy.py',
     needs: { seed: true },
+    warmup: { epochs: 1 },
+    epochs: { full: 2, quick: 1 },
+  },
+  {
+    id: 'torch',
+    label: 'PyTorch float32',
+    kind: 'python',
+    module: 'contenders/torch_mlp.py',
+    needs: { python: ['torch'] },
+    warmup: { epochs: 1 },
+    epochs: { full: 3, quick: 1 },
+  },
+  {
+    id: 'sklearn',
+    label: 'scikit-learn MLPClassifier',
+    kind: 'python',
+    module: 'contenders/sklearn_mlp.py',
+    needs: { python: ['sklearn'] },
     warmup: { epochs: 1 },
     epochs: { full: 2, quick: 1 },
   },

@@ -14,7 +14,9 @@
  * Optional contenders are skipped with a message when absent: TensorFlow.js and brain.js need
  * `npm install --prefix bench`; the seed's numpy code needs its script (NEURALNET_MLP_SEED_SCRIPT,
  * default ../shared/seed/seed_mlp.py beside the repository) and a Python with numpy and scipy
- * (NEURALNET_MLP_PYTHON, default python3).
+ * (NEURALNET_MLP_PYTHON, default python3); PyTorch and scikit-learn need a Python that imports
+ * them (NEURALNET_MLP_PYTHON, else python3, else /usr/bin/python3: Debian's python3-torch and
+ * python3-sklearn).
  */
 import { fork, spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -98,6 +100,19 @@ async function probe() {
       ? { script: seedScript, python }
       : { missing: `no Python with numpy and scipy (tried ${pythons.join(', ')}; set ${PYTHON_ENV})` };
   }
+  // Other Python contenders: the first interpreter that imports what they need.
+  const pythonFound = new Map();
+  env.pythonWith = (modules) => {
+    const key = modules.join(',');
+    if (!pythonFound.has(key)) {
+      const pythons = process.env[PYTHON_ENV] ? [process.env[PYTHON_ENV]] : ['python3', '/usr/bin/python3'];
+      const python = pythons.find(
+        (p) => spawnSync(p, ['-c', `import ${key}`], { stdio: 'ignore', env: numpyEnv() }).status === 0,
+      );
+      pythonFound.set(key, python ? { python } : { missing: `no Python with ${modules.join(' and ')} (tried ${pythons.join(', ')}; set ${PYTHON_ENV})` });
+    }
+    return pythonFound.get(key);
+  };
   return env;
 }
 
@@ -141,6 +156,7 @@ function missingFor(contender, env) {
     if (absent.length) return `${absent.join(', ')} not installed in bench/ (npm install --prefix bench)`;
   }
   if (needs.seed && env.seed.missing) return env.seed.missing;
+  if (needs.python && env.pythonWith(needs.python).missing) return env.pythonWith(needs.python).missing;
   return null;
 }
 
@@ -181,10 +197,11 @@ function runTrial(contender, workload, env, timeoutMs) {
     let output = '';
     const child =
       contender.kind === 'python'
-        ? spawn(env.seed.python, [join(BENCH_DIR, contender.module), env.seed.script, env.mnistDir, JSON.stringify(spec)], {
-            env: numpyEnv(),
-            stdio: ['ignore', 'pipe', 'pipe'],
-          })
+        ? spawn(
+            contender.needs.seed ? env.seed.python : env.pythonWith(contender.needs.python).python,
+            [join(BENCH_DIR, contender.module), ...(contender.needs.seed ? [env.seed.script] : []), env.mnistDir, JSON.stringify(spec)],
+            { env: numpyEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+          )
         : fork(join(BENCH_DIR, 'trial.mjs'), [JSON.stringify(spec)], { silent: true, execArgv: [] });
     const keep = (chunk) => {
       output = (output + chunk).slice(-20000);
@@ -315,6 +332,8 @@ function targets(byId, threadsSection, scalingSection) {
 
   const vsSeed = ratio(ok('seed-numpy'), f64);
   add("native float64 ≥ 5× the seed's numpy (per epoch)", times(vsSeed), vsSeed === null ? null : vsSeed >= 5);
+  const vsTorch = ratio(ok('torch'), ok('native-f32'));
+  add('native float32 ≥ 7× PyTorch float32 (per epoch)', times(vsTorch), vsTorch === null ? null : vsTorch >= 7);
   const f32f64 = ratio(f64, f32);
   add('native float32 ≈ 2× native float64 (per epoch)', times(f32f64), f32f64 === null ? null : f32f64 >= 1.8);
   for (const [id, name] of [['tfjs-cpu', "TensorFlow.js's cpu backend"], ['brain', 'brain.js']]) {

@@ -8,13 +8,14 @@ with the same workload as the other contenders. Per-epoch times come from the se
 output (print_progress=True writes 'Epoch: i/N' to stderr at the start of every epoch).
 Prints one JSON object on stdout.
 """
-import ctypes
 import json
 import platform
 import resource
 import runpy
 import sys
 import time
+
+from trial_common import measure_latency, measure_predict, openblas_info
 
 
 class EpochClock:
@@ -29,39 +30,6 @@ class EpochClock:
 
     def flush(self):
         pass
-
-
-def openblas_info():
-    """Which OpenBLAS numpy loaded (numpy's own first), its kernel (core) and thread count."""
-    try:
-        with open('/proc/self/maps') as maps:
-            paths = {line.split()[-1] for line in maps if 'blas' in line.lower()}
-    except OSError:
-        paths = set()
-    ordered = sorted((p for p in paths if p.startswith('/')), key=lambda p: ('numpy' not in p, 'openblas' not in p, p))
-    # Plain OpenBLAS names, and the prefixed/suffixed ones of the scipy-openblas builds in numpy wheels.
-    for path in ordered:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (('', ''), ('scipy_', '64_'), ('scipy_', '')):
-            try:
-                corename = getattr(lib, prefix + 'openblas_get_corename' + suffix)
-                config = getattr(lib, prefix + 'openblas_get_config' + suffix)
-                threads = getattr(lib, prefix + 'openblas_get_num_threads' + suffix)
-            except AttributeError:
-                continue
-            corename.restype = ctypes.c_char_p
-            config.restype = ctypes.c_char_p
-            return {'library': path, 'core': corename().decode(), 'config': config().decode().strip(),
-                    'threads': threads()}
-    return {'library': None, 'note': 'no OpenBLAS among the loaded libraries: ' + ', '.join(ordered)}
-
-
-def percentile(sorted_values, p):
-    rank = max(1, min(len(sorted_values), -(-p * len(sorted_values) // 100)))
-    return sorted_values[int(rank) - 1]
 
 
 def main():
@@ -112,31 +80,9 @@ def main():
     Xt, yt = Xt[:images], yt[:images]
     result['testAccuracy'] = float((nn.predict(Xt) == yt).mean())
     if work.get('predict'):
-        p = work['predict']
-        times, start = [], time.perf_counter()
-        while len(times) < p['minReps'] or (len(times) < p['maxReps'] and (time.perf_counter() - start) * 1000 < p['budgetMs']):
-            t = time.perf_counter()
-            nn.predict(Xt)
-            times.append((time.perf_counter() - t) * 1000)
-        ms = sorted(times)[(len(times) - 1) // 2]
-        result['predict'] = {'images': len(yt), 'reps': len(times), 'msMedian': ms, 'msMin': min(times),
-                             'imagesPerSecond': len(yt) / ms * 1000}
+        result['predict'] = measure_predict(lambda: nn.predict(Xt), len(yt), work['predict'])
     if work.get('latency'):
-        lat = work['latency']
-        rows = len(yt)
-        for i in range(lat['warmupCalls']):
-            nn.predict(Xt[i % rows:i % rows + 1])
-        ns, start = [], time.perf_counter()
-        i = 0
-        while i < lat['calls'] and (i < 100 or (time.perf_counter() - start) * 1000 < lat['budgetMs']):
-            r = i % rows
-            t = time.perf_counter_ns()
-            nn.predict(Xt[r:r + 1])
-            ns.append(time.perf_counter_ns() - t)
-            i += 1
-        ns.sort()
-        result['latency'] = {'calls': len(ns), 'p50us': percentile(ns, 50) / 1000,
-                             'p99us': percentile(ns, 99) / 1000, 'maxUs': ns[-1] / 1000}
+        result['latency'] = measure_latency(lambda r: nn.predict(Xt[r:r + 1]), len(yt), work['latency'])
     result['peakRssMB'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
     print(json.dumps(result))
 
