@@ -1,6 +1,7 @@
 #include "simd.h"
 
 #include <cmath>
+#include <cstdint>
 #include <new>
 #include <type_traits>
 
@@ -19,8 +20,17 @@ constexpr std::size_t kHugePage = std::size_t(2) << 20;
 void* allocateLarge(std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (bytes >= kHugePage) {
+    // Straight from the kernel (and back to it on free, so repeated fits do not pile up freed
+    // huge pages in the heap): map one huge page more than needed, keep the aligned part.
     const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = ::operator new(rounded, std::align_val_t(kHugePage));
+    void* mapped = mmap(nullptr, rounded + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) throw std::bad_alloc();
+    const auto start = reinterpret_cast<std::uintptr_t>(mapped);
+    const std::uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+    if (aligned > start) munmap(mapped, aligned - start);
+    const std::size_t tail = start + rounded + kHugePage - (aligned + rounded);
+    if (tail > 0) munmap(reinterpret_cast<void*>(aligned + rounded), tail);
+    void* p = reinterpret_cast<void*>(aligned);
     madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure only means small pages
     return p;
   }
@@ -31,7 +41,7 @@ void* allocateLarge(std::size_t bytes) {
 void freeLarge(void* p, std::size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (bytes >= kHugePage) {
-    ::operator delete(p, std::align_val_t(kHugePage));
+    munmap(p, (bytes + kHugePage - 1) / kHugePage * kHugePage);
     return;
   }
 #endif
