@@ -10,12 +10,11 @@ Prints one JSON object on stdout.
 """
 import json
 import platform
-import resource
 import runpy
 import sys
 import time
 
-from trial_common import measure_latency, measure_predict, openblas_info
+from trial_common import finish, openblas_info, run, training_result
 
 
 class EpochClock:
@@ -63,34 +62,16 @@ def main():
         sys.stderr = stderr
     marks = clock.starts + [end]
     seconds = [b - a for a, b in zip(marks, marks[1:])]
-    timed = seconds[warmup:]
-    result = {
-        'ok': True, 'id': spec['contender']['id'],
-        'version': 'numpy %s, scipy %s, Python %s' % (np.__version__, scipy.__version__, platform.python_version()),
-        'details': {'dtype': 'float64', 'python': sys.executable, 'openblas': openblas_info()},
-        'trainedSamples': int(n), 'minibatches': work['minibatches'], 'warmup': work['warmup'],
-        'warmupSeconds': sum(seconds[:warmup]), 'epochSeconds': timed,
-        'sPerEpoch': sorted(timed)[(len(timed) - 1) // 2],
-        'peakRssTrainMB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
-    }
+    version = 'numpy %s, scipy %s, Python %s' % (np.__version__, scipy.__version__, platform.python_version())
+    details = {'dtype': 'float64', 'python': sys.executable, 'openblas': openblas_info()}
+    result = training_result(spec, version, details, n, seconds)
     result['details']['threads'] = result['details']['openblas'].get('threads')
 
     Xt, yt = load_mnist(mnist_dir, 't10k')
     images = (work.get('predict') or {}).get('images', len(yt))
     Xt, yt = Xt[:images], yt[:images]
-    result['testAccuracy'] = float((nn.predict(Xt) == yt).mean())
-    if work.get('predict'):
-        result['predict'] = measure_predict(lambda: nn.predict(Xt), len(yt), work['predict'])
-    if work.get('latency'):
-        result['latency'] = measure_latency(lambda r: nn.predict(Xt[r:r + 1]), len(yt), work['latency'])
-    result['peakRssMB'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    print(json.dumps(result))
-
+    finish(result, work, len(yt), (nn.predict(Xt) == yt).mean(), lambda: nn.predict(Xt),
+           lambda r: nn.predict(Xt[r:r + 1]))
 
 if __name__ == '__main__':
-    try:
-        main()
-    except Exception as error:  # reported to run.mjs as a failed trial
-        import traceback
-        print(json.dumps({'ok': False, 'error': ''.join(traceback.format_exception(error))}))
-        sys.exit(1)
+    run(main)

@@ -12,11 +12,10 @@ the learning rate does not decay. The pixels are converted to float64 once befor
 """
 import json
 import platform
-import resource
 import sys
 import time
 
-from trial_common import load_idx, measure_latency, measure_predict, mnist_file, openblas_info
+from trial_common import finish, load_idx, mnist_file, openblas_info, run, training_result
 
 
 def load_mnist(np, mnist_dir, kind):
@@ -53,35 +52,16 @@ def main():
         start = time.perf_counter()
         clf.partial_fit(X, y, classes=classes)
         seconds.append(time.perf_counter() - start)
-    timed = seconds[warmup:]
-    result = {
-        'ok': True, 'id': spec['contender']['id'],
-        'version': 'scikit-learn %s, numpy %s, Python %s' % (sklearn.__version__, np.__version__, platform.python_version()),
-        'details': {'dtype': 'float64', 'python': sys.executable, 'openblas': openblas_info()},
-        'trainedSamples': int(n), 'minibatches': work['minibatches'], 'warmup': work['warmup'],
-        'warmupSeconds': sum(seconds[:warmup]), 'epochSeconds': timed,
-        'sPerEpoch': sorted(timed)[(len(timed) - 1) // 2],
-        'peakRssTrainMB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
-    }
-
+    version = 'scikit-learn %s, numpy %s, Python %s' % (sklearn.__version__, np.__version__, platform.python_version())
+    details = {'dtype': 'float64', 'python': sys.executable, 'openblas': openblas_info()}
+    result = training_result(spec, version, details, n, seconds)
     result['details']['threads'] = result['details']['openblas'].get('threads')
 
     Xt, yt = load_mnist(np, mnist_dir, 't10k')
     images = (work.get('predict') or {}).get('images', len(yt))
     Xt, yt = Xt[:images].astype(np.float64), yt[:images]
-    result['testAccuracy'] = float((clf.predict(Xt) == yt).mean())
-    if work.get('predict'):
-        result['predict'] = measure_predict(lambda: clf.predict(Xt), len(yt), work['predict'])
-    if work.get('latency'):
-        result['latency'] = measure_latency(lambda r: clf.predict(Xt[r:r + 1]), len(yt), work['latency'])
-    result['peakRssMB'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    print(json.dumps(result))
-
+    finish(result, work, len(yt), (clf.predict(Xt) == yt).mean(), lambda: clf.predict(Xt),
+           lambda r: clf.predict(Xt[r:r + 1]))
 
 if __name__ == '__main__':
-    try:
-        main()
-    except Exception as error:  # reported to run.mjs as a failed trial
-        import traceback
-        print(json.dumps({'ok': False, 'error': ''.join(traceback.format_exception(error))}))
-        sys.exit(1)
+    run(main)

@@ -14,11 +14,10 @@ on stdout.
 import json
 import os
 import platform
-import resource
 import sys
 import time
 
-from trial_common import load_idx, measure_latency, measure_predict, mnist_file
+from trial_common import finish, load_idx, mnist_file, run, training_result
 
 
 def load_mnist(torch, mnist_dir, kind):
@@ -82,16 +81,9 @@ def main():
                     p.sub_(delta + alpha * prev)
                     prev.copy_(delta)
         seconds.append(time.perf_counter() - start)
-    timed = seconds[warmup:]
-    result = {
-        'ok': True, 'id': spec['contender']['id'],
-        'version': 'PyTorch %s, Python %s' % (torch.__version__, platform.python_version()),
-        'details': {'dtype': 'float32', 'python': sys.executable, 'threads': torch.get_num_threads()},
-        'trainedSamples': int(n), 'minibatches': work['minibatches'], 'warmup': work['warmup'],
-        'warmupSeconds': sum(seconds[:warmup]), 'epochSeconds': timed,
-        'sPerEpoch': sorted(timed)[(len(timed) - 1) // 2],
-        'peakRssTrainMB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
-    }
+    version = 'PyTorch %s, Python %s' % (torch.__version__, platform.python_version())
+    details = {'dtype': 'float32', 'python': sys.executable, 'threads': torch.get_num_threads()}
+    result = training_result(spec, version, details, n, seconds)
 
     Xt, yt = load_mnist(torch, mnist_dir, 't10k')
     images = (work.get('predict') or {}).get('images', len(yt))
@@ -101,19 +93,8 @@ def main():
         with torch.no_grad():
             return net(rows.float()).argmax(dim=1)
 
-    result['testAccuracy'] = float((predict(Xt) == yt).float().mean())
-    if work.get('predict'):
-        result['predict'] = measure_predict(lambda: predict(Xt), len(yt), work['predict'])
-    if work.get('latency'):
-        result['latency'] = measure_latency(lambda r: predict(Xt[r:r + 1]), len(yt), work['latency'])
-    result['peakRssMB'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    print(json.dumps(result))
-
+    finish(result, work, len(yt), (predict(Xt) == yt).float().mean(), lambda: predict(Xt),
+           lambda r: predict(Xt[r:r + 1]))
 
 if __name__ == '__main__':
-    try:
-        main()
-    except Exception as error:  # reported to run.mjs as a failed trial
-        import traceback
-        print(json.dumps({'ok': False, 'error': ''.join(traceback.format_exception(error))}))
-        sys.exit(1)
+    run(main)

@@ -1,9 +1,13 @@
-"""What the Python contenders share: reading MNIST's IDX files, and the prediction measurements
-of bench/trial.mjs (throughput over the test images, then single-image latency)."""
+"""What the Python contenders share: reading MNIST's IDX files, the result object of
+bench/trial.mjs, its prediction measurements (throughput over the test images, then single-image
+latency), and reporting a failure."""
 import ctypes
 import gzip
+import json
 import os
+import resource
 import struct
+import sys
 import time
 
 
@@ -83,3 +87,42 @@ def openblas_info():
             return {'library': path, 'core': corename().decode(), 'config': config().decode().strip(),
                     'threads': threads()}
     return {'library': None, 'note': 'no OpenBLAS among the loaded libraries: ' + ', '.join(ordered)}
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def training_result(spec, version, details, samples, seconds):
+    """The trial's result after training: `seconds` holds every epoch, warm-up epochs first."""
+    work = spec['workload']
+    warmup = work['warmup'].get('epochs', 0)
+    timed = seconds[warmup:]
+    return {
+        'ok': True, 'id': spec['contender']['id'], 'version': version, 'details': details,
+        'trainedSamples': int(samples), 'minibatches': work['minibatches'], 'warmup': work['warmup'],
+        'warmupSeconds': sum(seconds[:warmup]), 'epochSeconds': timed,
+        'sPerEpoch': sorted(timed)[(len(timed) - 1) // 2],
+        'peakRssTrainMB': peak_rss_mb(),
+    }
+
+
+def finish(result, work, rows, accuracy, predict_all, predict_one):
+    """Adds the test accuracy and the prediction measurements, then prints the result."""
+    result['testAccuracy'] = float(accuracy)
+    if work.get('predict'):
+        result['predict'] = measure_predict(predict_all, rows, work['predict'])
+    if work.get('latency'):
+        result['latency'] = measure_latency(predict_one, rows, work['latency'])
+    result['peakRssMB'] = peak_rss_mb()
+    print(json.dumps(result))
+
+
+def run(main):
+    """Runs a contender's main(); an exception is reported to run.mjs as a failed trial."""
+    try:
+        main()
+    except Exception as error:
+        import traceback
+        print(json.dumps({'ok': False, 'error': ''.join(traceback.format_exception(error))}))
+        sys.exit(1)
