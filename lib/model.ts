@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { invalidFile, invalidType, outOfRange, stateError } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
+import { argmaxRows } from './backend/js.js';
 import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState, Predictor } from './backend/types.js';
 import { RandomState } from './random.js';
 import {
@@ -241,24 +242,6 @@ function sigmoidInPlace(m: Matrix<FloatArray>): Matrix<FloatArray> {
   const d = m.data;
   for (let i = 0; i < d.length; i++) d[i] = 1 / (1 + Math.exp(-d[i]));
   return m;
-}
-
-/** The index of each row's largest value (the first one on ties, like `np.argmax`). */
-function argmaxRows({ data, rows, cols }: Matrix<FloatArray>): Int32Array {
-  const out = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let best = 0;
-    let bestValue = data[r * cols];
-    for (let c = 1; c < cols; c++) {
-      const v = data[r * cols + c];
-      if (v > bestValue) {
-        bestValue = v;
-        best = c;
-      }
-    }
-    out[r] = best;
-  }
-  return out;
 }
 
 /** A training run prepared from validated arguments. */
@@ -543,7 +526,10 @@ export class NeuralNetMLP {
 
   /** Class labels: the argmax of the output layer for every row of `X` (ties go to the lower label). */
   predict(X: MatrixLike): Int32Array {
-    return argmaxRows(this.#logits(X));
+    const x = toMatrix('X', X, this.options.nFeatures);
+    const labels = new Int32Array(x.rows);
+    this.#currentPredictor().labels(x, labels);
+    return labels;
   }
 
   /**
@@ -551,7 +537,8 @@ export class NeuralNetMLP {
    * a worker thread), for large batches. `X` must not change until the promise settles.
    */
   async predictAsync(X: MatrixLike): Promise<Int32Array> {
-    return argmaxRows(await this.#logitsAsync(X));
+    const { data, rows, cols } = await this.#logitsAsync(X);
+    return argmaxRows(data, rows, cols, new Int32Array(rows));
   }
 
   /** {@link NeuralNetMLP.predictProba} off the main thread, like {@link NeuralNetMLP.predictAsync}. */
@@ -574,9 +561,14 @@ export class NeuralNetMLP {
     const x = toMatrix('X', X, this.options.nFeatures);
     const nOut = this.options.nOutput;
     const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
-    this.#predictor ??= this.#backend.createPredictor({ sizes: this.#net.sizes, weights: this.#stableWeights(), prevDelta: [] }, this.options.threads);
-    this.#predictor.logits(x, data);
+    this.#currentPredictor().logits(x, data);
     return { data, rows: x.rows, cols: nOut };
+  }
+
+  /** The predictor for the current weights (made on first use after they change). */
+  #currentPredictor(): Predictor {
+    this.#predictor ??= this.#backend.createPredictor({ sizes: this.#net.sizes, weights: this.#stableWeights(), prevDelta: [] }, this.options.threads);
+    return this.#predictor;
   }
 
   /**

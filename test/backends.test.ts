@@ -163,7 +163,50 @@ describe.skipIf(!hasNative)('native vs js', () => {
     });
   });
 
-  it('predicts many rows (several 512-row chunks, uneven tail) like js', () => {
+  it('predicts across tasks and 128-row steps with the same bits for any thread count', () => {
+    // 9001 rows x 20 features x 64 hidden units: enough work for several tasks, each taking its
+    // rows 128 at a time with an uneven tail.
+    const big = randomDataset(11, 9001, cols, nOutput);
+    for (const dtype of ['float64', 'float32'] as const) {
+      // The initial (random) weights: their predictions vary more than a model fitted to noise.
+      const initial = new NeuralNetMLP(options(64, 0.05, 1, { backend: 'native', dtype })).toJSON();
+      const one = NeuralNetMLP.fromJSON(initial, { backend: 'native', threads: 1 });
+      const proba = one.predictProba(big.X).data;
+      const labels = Array.from(one.predict(big.X));
+      expect(new Set(labels).size).toBeGreaterThan(1);
+      for (const threads of [2, 3]) {
+        const model = NeuralNetMLP.fromJSON(initial, { backend: 'native', threads });
+        expectSameBits(model.predictProba(big.X).data, proba, `${dtype}, ${threads} threads`);
+        expect(Array.from(model.predict(big.X))).toEqual(labels);
+      }
+      const js = NeuralNetMLP.fromJSON(initial, { backend: 'js' });
+      expectClose(proba, js.predictProba(big.X).data, { rel: dtype === 'float64' ? F64_REL : F32_REL, abs: 1e-7 }, `${dtype} native vs js`);
+    }
+  });
+
+  it('predict gives the lower label on ties and agrees with predictProba, natively as in js', () => {
+    for (const backend of ['native', 'js'] as const) {
+      for (const dtype of ['float64', 'float32'] as const) {
+        const doc = new NeuralNetMLP(options(8, 0.01, 1, { backend, dtype })).toJSON();
+        // Output weights all zero but the biases of classes 1 and 3 (column 0 of rows 1 and 3):
+        // every row ties between them.
+        const out = doc.weights[doc.weights.length - 1];
+        out.data = out.data.map((_, i) => (i % out.cols === 0 && (i / out.cols === 1 || i / out.cols === 3) ? 2 : 0));
+        const tied = NeuralNetMLP.fromJSON(doc, { backend });
+        expect(Array.from(tied.predict(base)), `${backend} ${dtype}`).toEqual(new Array<number>(rows).fill(1));
+        // Trained weights: the label is the column of the row's largest probability.
+        const model = new NeuralNetMLP(options(8, 0.01, 3, { backend, dtype })).fitSync(base, y);
+        const p = model.predictProba(base);
+        const labels = model.predict(base);
+        for (let r = 0; r < rows; r++) {
+          const row = Array.from(p.data.subarray(r * nOutput, (r + 1) * nOutput));
+          expect(row[labels[r]]).toBe(Math.max(...row));
+        }
+      }
+    }
+  });
+
+  it('predicts many rows (several 128-row steps, uneven tail) like js', () => {
     const big = randomDataset(7, 1300, cols, nOutput);
     const js = new NeuralNetMLP(options([7, 5], 0.05, 2, { backend: 'js' })).fitSync(big.X, big.y);
     const native = new NeuralNetMLP(options([7, 5], 0.05, 2, { backend: 'native' })).fitSync(big.X, big.y);

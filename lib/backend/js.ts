@@ -377,6 +377,26 @@ class WorkerClient {
 let predictionWorker: WorkerClient | undefined;
 
 /** The pure-TypeScript kernels. */
+/**
+ * Each row's class: the index of its first largest value (ties go to the lower label, like
+ * `np.argmax`; comparisons with NaN are false). The native predictor computes the same in C++.
+ */
+export function argmaxRows(data: FloatArray, rows: number, cols: number, out: Int32Array): Int32Array {
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    let bestValue = data[r * cols];
+    for (let c = 1; c < cols; c++) {
+      const v = data[r * cols + c];
+      if (v > bestValue) {
+        bestValue = v;
+        best = c;
+      }
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
 export const jsBackend: Backend = {
   name: 'js',
 
@@ -435,7 +455,15 @@ export const jsBackend: Backend = {
   createPredictor(net, threads) {
     // Predictions read the weights directly; the caller makes a new predictor when they change.
     const fixed: NetState = { sizes: net.sizes, weights: net.weights.map((w) => w.slice()), prevDelta: [] };
-    return { logits: (x, out) => jsBackend.outputLogits(fixed, x, out, threads) };
+    const nOut = net.sizes[net.sizes.length - 1];
+    return {
+      logits: (x, out) => jsBackend.outputLogits(fixed, x, out, threads),
+      labels: (x, out) => {
+        const logits = new (fixed.weights[0] instanceof Float32Array ? Float32Array : Float64Array)(x.rows * nOut);
+        jsBackend.outputLogits(fixed, x, logits, threads);
+        argmaxRows(logits, x.rows, nOut, out);
+      },
+    };
   },
 
   async outputLogitsAsync(net, x, out, threads) {

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, EpochParams, FloatArray, Matrix, NetState } from './types.js';
+import type { Backend, EpochParams, FloatArray, Matrix, NetState, Predictor } from './types.js';
 
 /** The addon's training-run object (see native/binding/addon.cpp, TrainerWrap). */
 interface NativeTrainer {
@@ -29,7 +29,7 @@ interface NativeAddon {
   /** The instruction set the kernels use on this CPU: 'avx2' or 'generic'. */
   isa: string;
   Trainer: new (net: NetState, x: Matrix, labels: Int32Array, threads: number) => NativeTrainer;
-  Predictor: new (net: Pick<NetState, 'sizes' | 'weights'>, threads: number) => { logits(x: Matrix, out: FloatArray): void };
+  Predictor: new (net: Pick<NetState, 'sizes' | 'weights'>, threads: number) => Predictor;
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
   costAndGradient(

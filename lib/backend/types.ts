@@ -79,6 +79,8 @@ export interface EpochRunner {
 export interface Predictor {
   /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
   logits(x: Matrix, out: FloatArray): void;
+  /** Writes each row's class (the argmax of its logits; ties go to the lower label) into `out` (`x.rows` elements). */
+  labels(x: Matrix, out: Int32Array): void;
 }
 
 /** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */

@@ -169,7 +169,8 @@ class AnyTrainer {
   virtual void outputLogits(void* const* weights, void* out) = 0;
   virtual bool sparse() = 0;
   virtual void pack(void* const* weights) = 0;
-  virtual void predictPacked(const InputArgs& in, void* const* weights, void* out) = 0;
+  // out: rows x nOutput logits, or nullptr; labels: each row's argmax, or nullptr.
+  virtual void predictPacked(const InputArgs& in, void* const* weights, void* out, int32_t* labels) = 0;
 };
 
 template <typename T, typename X>
@@ -194,9 +195,9 @@ class TrainerOf final : public AnyTrainer {
   }
   bool sparse() override { return impl_.sparse(); }
   void pack(void* const* weights) override { impl_.pack(reinterpret_cast<T* const*>(weights)); }
-  void predictPacked(const InputArgs& in, void* const* weights, void* out) override {
+  void predictPacked(const InputArgs& in, void* const* weights, void* out, int32_t* labels) override {
     impl_.setInput(mlp::Input<X>{static_cast<const X*>(in.data), in.rows, in.cols});
-    impl_.outputLogitsPacked(reinterpret_cast<T* const*>(weights), static_cast<T*>(out));
+    impl_.outputLogitsPacked(reinterpret_cast<T* const*>(weights), static_cast<T*>(out), labels);
   }
 
  private:
@@ -443,12 +444,13 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
 };
 
 // A model's weights copied and packed once for many synchronous predictions:
-// new Predictor(net, threads); predictor.logits(x, out). Later changes to the network's arrays do
+// new Predictor(net, threads); predictor.logits(x, out) or predictor.labels(x, out). Later changes to the network's arrays do
 // not reach it (the model makes a new one when its weights change).
 class PredictorWrap : public Napi::ObjectWrap<PredictorWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Predictor", {InstanceMethod<&PredictorWrap::Logits>("logits")});
+    return DefineClass(env, "Predictor", {InstanceMethod<&PredictorWrap::Logits>("logits"),
+                                               InstanceMethod<&PredictorWrap::Labels>("labels")});
   }
 
   explicit PredictorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PredictorWrap>(info) {
@@ -491,6 +493,21 @@ class PredictorWrap : public Napi::ObjectWrap<PredictorWrap> {
       if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
       out = o.Data();
     }
+    predict(env, in, out, nullptr);
+    return env.Undefined();
+  }
+
+  // labels(x, out): each row's argmax into the Int32Array out (x.rows elements).
+  Napi::Value Labels(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const InputArgs in = inputArgs(env, info[0], static_cast<std::size_t>(sizes_.front()));
+    auto o = typedArrayOf<int32_t>(env, info[1], "out", napi_int32_array, "Int32Array");
+    if (o.ElementLength() != in.rows) throwRange(env, "Expected out to have x.rows elements");
+    predict(env, in, nullptr, o.Data());
+    return env.Undefined();
+  }
+
+  void predict(Napi::Env env, const InputArgs& in, void* out, int32_t* labels) {
     const int slot = in.type == napi_float64_array ? 0 : in.type == napi_float32_array ? 1 : 2;
     try {
       if (!trainers_[slot]) {
@@ -499,11 +516,10 @@ class PredictorWrap : public Napi::ObjectWrap<PredictorWrap> {
                                    : makeTrainer<double>(sizes_, in, nullptr, threads_, false);
         trainers_[slot]->pack(pointers_.data());
       }
-      trainers_[slot]->predictPacked(in, pointers_.data(), out);
+      trainers_[slot]->predictPacked(in, pointers_.data(), out, labels);
     } catch (const std::bad_alloc&) {
       throw Napi::RangeError::New(env, "Out of memory for the prediction buffers");
     }
-    return env.Undefined();
   }
 
   bool float32_ = false;

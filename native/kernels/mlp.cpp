@@ -17,6 +17,8 @@ inline T signOf(T v) {
 constexpr std::size_t kMinWorkPerTask = 1 << 18;
 // Compress the input when at most this fraction of its elements is non-zero.
 constexpr double kSparseDensity = 0.5;
+// Rows whose density decides the path of a prediction on a larger input.
+constexpr std::size_t kDensitySampleRows = 256;
 // Layer 1 on sparse input. The forward pass takes kForwardRows samples at a time through the
 // features in blocks of kFeatureBlock, so a block's weight rows stay close while the samples'
 // non-zeros in it are gathered. The gradient takes the samples in blocks whose delta rows
@@ -29,8 +31,8 @@ constexpr std::size_t kGradientBlockBytes = 24576;
 constexpr std::size_t kTransposeBlock = 16;
 // Layers whose weights take at most this many bytes (in both layouts) multiply with smallProduct.
 constexpr std::size_t kSmallProductBytes = 32768;
-// Rows per forward pass when computing the output of a whole data set.
-constexpr std::size_t kPredictChunk = 1024;
+// Rows per step of a task's forward pass when computing the output of a whole data set.
+constexpr std::size_t kPredictRows = 128;
 
 }  // namespace
 
@@ -61,6 +63,16 @@ void Trainer<T, X>::prepare() {
 
 template <typename T, typename X>
 void Trainer<T, X>::measureInput(bool compress) {
+  if (!compress && x_.rows > kDensitySampleRows) {
+    // Prediction only needs the density to choose a path: estimate it from evenly spread rows
+    // (the same rows of the same input every time, so the choice is too).
+    std::size_t nonZeros = 0;
+    for (std::size_t i = 0; i < kDensitySampleRows; ++i)
+      nonZeros += countNonZero(isa_, x_.data + (i * x_.rows / kDensitySampleRows) * x_.cols, x_.cols);
+    sparse_ = x_.cols <= 65536 &&
+              static_cast<double>(nonZeros) <= kSparseDensity * static_cast<double>(kDensitySampleRows * x_.cols);
+    return;
+  }
   // Density, then the compressed rows: both in row chunks across threads (the result does not
   // depend on the chunks).
   const std::size_t chunks = std::max<std::size_t>(1, std::min(maxTasks(), x_.rows));
@@ -632,15 +644,42 @@ void Trainer<T, X>::setInput(Input<X> x) {
 }
 
 template <typename T, typename X>
-void Trainer<T, X>::outputLogitsPacked(T* const* weights, T* out) {
-  reserve(std::min(kPredictChunk, x_.rows), false);
-  const std::size_t nOutput = units(layers()), ld = ld_[layers()];
-  for (std::size_t r0 = 0; r0 < x_.rows; r0 += kPredictChunk) {
-    const std::size_t m = std::min(kPredictChunk, x_.rows - r0);
-    forward(weights, nullptr, r0, m, false);
-    for (std::size_t r = 0; r < m; ++r)
-      std::copy(logits_.begin() + r * ld, logits_.begin() + r * ld + nOutput, out + (r0 + r) * nOutput);
-  }
+void Trainer<T, X>::outputLogitsPacked(T* const* weights, T* out, int32_t* labels) {
+  const std::size_t n = x_.rows, nOutput = units(layers()), ld = ld_[layers()];
+  if (n == 0) return;
+  packSmallLayers(weights);
+  // One pass over the whole input: each task takes a contiguous range of rows through the layers
+  // kPredictRows at a time, in its own rows of the activations, and writes its outputs itself.
+  const std::size_t tasks = std::min(tasksFor(n * units(0) * units(1) / 4), n);
+  const std::size_t piece = std::min(kPredictRows, (n + tasks - 1) / tasks);
+  reserve(tasks * piece, false);
+  runTasks(tasks, [&](std::size_t t) {
+    const std::size_t a0 = t * piece;  // the task's rows of the activations
+    for (std::size_t i0 = splitStart(n, tasks, t), end = splitStart(n, tasks, t + 1); i0 < end; i0 += piece) {
+      const std::size_t m = std::min(piece, end - i0);
+      // Activation row a0 + r holds input row i0 + r: row0 = i0 - a0 (modulo 2^64, which
+      // sampleRow's row0 + r undoes exactly).
+      samplePass(t, weights, nullptr, i0 - a0, a0, a0 + m, false);
+      const T* z = logits_.data() + a0 * ld;
+      for (std::size_t r = 0; r < m; ++r) {
+        const T* zr = z + r * ld;
+        if (out) std::copy(zr, zr + nOutput, out + (i0 + r) * nOutput);
+        if (labels) {
+          // The first largest value (ties go to the lower label; comparisons with NaN are
+          // false), exactly as the TypeScript argmax.
+          std::size_t best = 0;
+          T bestValue = zr[0];
+          for (std::size_t o = 1; o < nOutput; ++o) {
+            if (zr[o] > bestValue) {
+              bestValue = zr[o];
+              best = o;
+            }
+          }
+          labels[i0 + r] = static_cast<int32_t>(best);
+        }
+      }
+    }
+  });
 }
 
 template class Trainer<double, double>;

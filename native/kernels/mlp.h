@@ -98,10 +98,11 @@ class Trainer {
 
   // Prediction with weights packed once and inputs that change from call to call: `pack` the
   // weights, then for each input `setInput` and `outputLogitsPacked` (same results as
-  // outputLogits, without repacking the weights or rebuilding the trainer).
+  // outputLogits, without repacking the weights or rebuilding the trainer). With `labels`, also
+  // each row's argmax; `out` may then be nullptr.
   void pack(T* const* weights);
   void setInput(Input<X> x);
-  void outputLogitsPacked(T* const* weights, T* out);
+  void outputLogitsPacked(T* const* weights, T* out, int32_t* labels = nullptr);
 
   bool sparse() {
     prepare();
