@@ -328,4 +328,23 @@ describe.skipIf(!hasNative)('native threads', () => {
     expect(loaded.options.threads).toBe(2);
     expectSameBits(loaded.predictProba(big.X).data, one.predictProba(big.X).data, 'predictProba of a model loaded with threads 2');
   });
+
+  it('on sparse input (layer 1 split by feature blocks across tasks), any thread count gives the same bits', () => {
+    // 300 byte features (five 64-feature blocks), ~20% non-zero, as MNIST's pixels. Large l1 and
+    // l2 make the regularisation sums (added by feature block) a large share of the costs, so a
+    // sum whose order followed the tasks would show in their last bits.
+    const rows = 3000;
+    const cols = 300;
+    const { X: noise, y } = randomDataset(8, rows, cols, 10);
+    const X = { data: Uint8Array.from(noise.data, (v, i) => (v < 0.2 ? 1 + ((i * 31) % 255) : 0)), rows, cols };
+    const run = (threads: number) =>
+      new NeuralNetMLP({ nOutput: 10, nFeatures: cols, nHidden: 48, l1: 0.5, l2: 0.5, epochs: 2, eta: 1e-4, alpha: 0.1, minibatches: 3, randomState: 3, backend: 'native', threads }).fitSync(X, y);
+    const one = run(1);
+    expect(one.costs.every(Number.isFinite)).toBe(true);
+    for (const threads of [2, 3, 4]) {
+      const other = run(threads);
+      expectSameBits(other.costs, one.costs, `costs, threads ${threads} vs 1`);
+      expectSameWeights(other, one, `threads ${threads} vs 1`);
+    }
+  });
 });

@@ -34,6 +34,28 @@ constexpr std::size_t kSmallProductBytes = 32768;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
 
+// Sums of |w| and w^2 over rows x n elements (rows `stride` apart), in four running sums each.
+template <typename T>
+RegSums regSums(const T* w, std::size_t rows, std::size_t stride, std::size_t n) {
+  double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+  for (std::size_t o = 0; o < rows; ++o) {
+    const T* wr = w + o * stride;
+    std::size_t c = 0;
+    for (; c + 4 <= n; c += 4)
+      for (std::size_t i = 0; i < 4; ++i) {
+        const double v = static_cast<double>(wr[c + i]);
+        a[i] += std::fabs(v);
+        q[i] += v * v;
+      }
+    for (; c < n; ++c) {
+      const double v = static_cast<double>(wr[c]);
+      a[0] += std::fabs(v);
+      q[0] += v * v;
+    }
+  }
+  return RegSums{(a[0] + a[1]) + (a[2] + a[3]), (q[0] + q[1]) + (q[2] + q[3])};
+}
+
 }  // namespace
 
 template <typename T, typename X>
@@ -457,43 +479,22 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
                                T* const* prevDelta, const StepParams* step) {
   const std::size_t L = layers();
 
-  // The seed's regularisation cost over the non-bias weights of every layer (four running sums;
-  // layer 1 from its transposed copy when the input is sparse).
-  double absSum = 0, sqSum = 0;
-  auto addRows = [&](const T* w, std::size_t rowCount, std::size_t rowStride, std::size_t n) {
-    double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
-    for (std::size_t o = 0; o < rowCount; ++o) {
-      const T* wr = w + o * rowStride;
-      std::size_t c = 0;
-      for (; c + 4 <= n; c += 4)
-        for (std::size_t i = 0; i < 4; ++i) {
-          const double v = static_cast<double>(wr[c + i]);
-          a[i] += std::fabs(v);
-          q[i] += v * v;
-        }
-      for (; c < n; ++c) {
-        const double v = static_cast<double>(wr[c]);
-        a[0] += std::fabs(v);
-        q[0] += v * v;
-      }
-    }
-    absSum += (a[0] + a[1]) + (a[2] + a[3]);
-    sqSum += (q[0] + q[1]) + (q[2] + q[3]);
-  };
-  for (std::size_t l = 0; l < L; ++l) {
-    if (l == 0 && sparse_)
-      addRows(w1T_.data(), units(0), ld_[1], units(1));
-    else
-      addRows(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
-  }
+  // The seed's regularisation cost over the non-bias weights of every layer, as sums of |w| and
+  // w^2 (four running sums per range). With sparse input, layer 1's share is summed by feature
+  // block in the gradient's tasks (from its transposed copy, before the update) and the other
+  // layers' in task 0: the sums do not depend on the thread count.
+  RegSums sums;
+  if (!sparse_)
+    for (std::size_t l = 0; l < L; ++l) sums += regSums(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
 
-  {
-    forward(weights, rows, 0, m, true);
-  }
+  forward(weights, rows, 0, m, true);
 
+  // The cross-entropy terms' sum, in sample order.
   double cost = 0;
-  for (std::size_t k = 0, n = m * units(L); k < n; ++k) cost += costTerms_[k];
-  cost += (l1 / 2) * absSum + (l2 / 2) * sqSum;
+  auto addCostTerms = [&]() {
+    for (std::size_t k = 0, n = m * units(L); k < n; ++k) cost += costTerms_[k];
+  };
+  auto finishCost = [&]() { return cost + ((l1 / 2) * sums.abs + (l2 / 2) * sums.sq); };
 
   // Everything but layer 1's non-bias columns when the input is sparse: bias sums, the other
   // layers' gradients (sigma^T . a_prev), regularisation and update.
@@ -529,8 +530,9 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   };
 
   if (!sparse_) {
+    addCostTerms();
     smallLayers();
-    return cost;
+    return finishCost();
   }
 
   // Layer 1's non-bias columns, split by feature blocks into one task per thread of about equal
@@ -557,9 +559,19 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   }
   const T tl1 = static_cast<T>(l1), tl2 = static_cast<T>(l2);
   const bool reg = l1 != 0 || l2 != 0;
+  RegSums otherLayers;
+  blockSums_.resize(featureBlocks_);
   runTasks(featureTasks + 1, [&](std::size_t task) {
-    if (task == 0) return smallLayers();
+    if (task == 0) {
+      for (std::size_t l = 1; l < L; ++l) otherLayers += regSums(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
+      addCostTerms();
+      return smallLayers();
+    }
     const std::size_t t = task - 1;
+    for (std::size_t b = split[t]; b < split[t + 1]; ++b) {
+      const std::size_t f0 = b * featureBlock_, f1 = std::min(K, f0 + featureBlock_);
+      blockSums_[b] = regSums(w1T_.data() + f0 * ld, f1 - f0, ld, H);
+    }
     firstLayerGradient(t, split[t], split[t + 1], m);
     // Regularisation and update, element by element in the transposed layout.
     const std::size_t j0 = split[t] * featureBlock_, j1 = std::min(K, split[t + 1] * featureBlock_);
@@ -579,6 +591,8 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
       }
     }
   });
+  for (std::size_t b = 0; b < featureBlocks_; ++b) sums += blockSums_[b];
+  sums += otherLayers;
   if (!step) {
     // The gradient in the weights' layout.
     T* g = grads_[0].data();
@@ -588,7 +602,7 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
         for (std::size_t j = j0; j < j1; ++j) g[u * stride + 1 + j] = g1T_[j * ld + u];
     }
   }
-  return cost;
+  return finishCost();
 }
 
 template <typename T, typename X>

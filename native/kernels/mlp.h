@@ -49,6 +49,16 @@ struct StepParams {
   double l2;
 };
 
+// Sums of |w| and of w^2 (the regularisation cost's parts), added range by range in a fixed order.
+struct RegSums {
+  double abs = 0, sq = 0;
+  RegSums& operator+=(const RegSums& o) {
+    abs += o.abs;
+    sq += o.sq;
+    return *this;
+  }
+};
+
 // np.array_split: start of part b when n items are split into `parts` (larger parts first).
 inline std::size_t splitStart(std::size_t n, std::size_t parts, std::size_t b) {
   const std::size_t base = n / parts, extra = n % parts;
@@ -174,7 +184,8 @@ class Trainer {
   // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1.
   std::size_t featureBlock_ = 0, featureBlocks_ = 0;
   std::size_t width1_ = 0;  // the vector width of layer-1 rows (units rounded up to whole vectors)
-  std::vector<double> blockWeight_;  // non-zeros per feature block (to balance the gradient's tasks)
+  std::vector<double> blockWeight_;
+  std::vector<RegSums> blockSums_;  // layer 1's regularisation sums by feature block (sparse input)  // non-zeros per feature block (to balance the gradient's tasks)
 
   // The input's non-zeros, row by row (CSR), when compressed.
   std::vector<std::size_t> rowStart_;
