@@ -134,6 +134,12 @@ export const THREADS = {
 };
 
 /**
+ * The float32-vs-float64 target is judged on epochs paired in one process (native float64's
+ * contender, its thread count, float64 and float32 epochs alternating), for the same reason.
+ */
+export const DTYPES = { contender: 'native-f64', pairedRounds: { full: 7, quick: 3 } };
+
+/**
  * Scaling section: one contender, one epoch per cell (after a warm-up epoch), for every hidden
  * size and training-set size; minibatches of about 1,200 samples throughout. Quick mode keeps
  * the cells whose work (hidden units x samples) is at most `maxWork.quick`.

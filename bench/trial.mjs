@@ -14,8 +14,9 @@
  *     predict: { images, minReps, maxReps, budgetMs } | null,   // the first `images` test images
  *     latency: { calls, warmupCalls, budgetMs } | null,
  *     hashWeights: boolean,
- *     paired: { threads: [a, b], rounds } | undefined,   // instead of the above: epochs on a and
- *                                         // b threads alternately in this one process
+ *     paired: { variants: [a, b], rounds } | undefined,   // instead of the above: epochs with
+ *                                         // option overrides a and b (e.g. { threads: 1 },
+ *                                         // { dtype: 'float32' }) alternately in this one process
  *   }
  * }
  */
@@ -91,23 +92,24 @@ async function main(spec) {
 }
 
 /**
- * Thread scaling measured in pairs: each round times one epoch on `a` threads and one on `b`,
- * back to back in this process (which goes first alternates), so a slow spell of a shared
- * machine lands on both sides of a pair. The ratio of each pair, and their median, compare like
- * with like even when absolute times drift.
+ * Two variants of one contender (thread counts, float types) measured in pairs: each round times
+ * one epoch with option overrides `a` and one with `b`, back to back in this process (which goes
+ * first alternates), so a slow spell of a shared machine lands on both sides of a pair. The
+ * ratio of each pair (a's time over b's), and their median, compare like with like even when
+ * absolute times drift.
  */
-function paired(c, { threads: [a, b], rounds }, data) {
-  const seconds = { [a]: [], [b]: [] };
+function paired(c, { variants: [a, b], rounds }, data) {
+  const seconds = [[], []];
   const ratios = [];
   for (let i = 0; i < rounds; i++) {
-    const order = i % 2 === 0 ? [a, b] : [b, a];
-    const s = {};
-    for (const t of order) s[t] = c.secondEpochSeconds(t);
-    seconds[a].push(s[a]);
-    seconds[b].push(s[b]);
-    ratios.push(s[a] / s[b]);
+    const order = i % 2 === 0 ? [0, 1] : [1, 0];
+    const s = [];
+    for (const k of order) s[k] = c.secondEpochSeconds([a, b][k]);
+    seconds[0].push(s[0]);
+    seconds[1].push(s[1]);
+    ratios.push(s[0] / s[1]);
   }
-  return { ok: true, trainedSamples: data.train.images.rows, threads: [a, b], seconds, ratios, medianRatio: median(ratios) };
+  return { ok: true, trainedSamples: data.train.images.rows, variants: [a, b], seconds, ratios, medianRatio: median(ratios) };
 }
 
 /** Repeated predictions of all test images: at least minReps, then until budgetMs or maxReps. */
