@@ -494,6 +494,50 @@ describe.skipIf(!addonPresent)('the raw addon rejects garbage without crashing',
     });
   });
 
+  describe('Predictor: logits and labels', () => {
+    type RawPredictor = { logits: AnyFn; labels: AnyFn };
+    const predictor = (addon: RawAddon, a: Args) => new (addon.Predictor as new (...args: unknown[]) => RawPredictor)(a.net, a.threads);
+    const labelsOutGarbage: [string, (a: Args) => void][] = [
+      ['labels out short', (a) => void (a.out = new Int32Array(4))],
+      ['labels out long', (a) => void (a.out = new Int32Array(6))],
+      ['labels out a Float64Array', (a) => void (a.out = new Float64Array(5))],
+      ['labels out a plain array', (a) => void (a.out = [0, 0, 0, 0, 0])],
+      ['labels out missing', (a) => void (a.out = undefined)],
+    ];
+
+    it('valid calls work: labels are the argmax of the logits', () => {
+      const addon = load();
+      const a = validArgs();
+      // Output 0 is 1.2 for every row; output 1 is -0.2 + 2 * sigmoid(0.1 + 0.1 * sum(x)): above
+      // 1.2 only for row 3 (sum 15).
+      (a.x.data as Float64Array).set([0, 1, 0, 2, 0, 0, 0, 0, 3, 5, 5, 5], 0);
+      (a.net.weights as Float64Array[])[1].set([1.2, 0, 0, 0, 0, -0.2, 0.5, 0.5, 0.5, 0.5]);
+      const p = predictor(addon, a);
+      p.logits(a.x, a.out);
+      const logitsOut = a.out as Float64Array;
+      expect(logitsOut.every((v) => Number.isFinite(v) && v !== 0)).toBe(true);
+      const labels = new Int32Array(5).fill(-1);
+      p.labels(a.x, labels);
+      expect(Array.from(labels)).toEqual(Array.from({ length: 5 }, (_, r) => (logitsOut[2 * r + 1] > logitsOut[2 * r] ? 1 : 0)));
+      expect(Array.from(labels)).toEqual([0, 0, 0, 1, 0]);
+    });
+
+    it.each([...garbage, ...outGarbage])('logits: %s', (label, change) => {
+      const addon = load();
+      const a = validArgs();
+      change(a);
+      expectTypeOrRangeError(() => predictor(addon, a).logits(a.x, a.out), label);
+    });
+
+    it.each([...garbage, ...labelsOutGarbage])('labels: %s', (label, change) => {
+      const addon = load();
+      const a = validArgs();
+      a.out = new Int32Array(5);
+      change(a);
+      expectTypeOrRangeError(() => predictor(addon, a).labels(a.x, a.out), label);
+    });
+  });
+
   describe('costAndGradient', () => {
     it.each([...garbage, ...labelGarbage, ...gradGarbage])('%s', (label, change) => {
       const addon = load();
