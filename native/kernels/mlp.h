@@ -184,8 +184,8 @@ class Trainer {
   // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1.
   std::size_t featureBlock_ = 0, featureBlocks_ = 0;
   std::size_t width1_ = 0;  // the vector width of layer-1 rows (units rounded up to whole vectors)
-  std::vector<double> blockWeight_;
-  std::vector<RegSums> blockSums_;  // layer 1's regularisation sums by feature block (sparse input)  // non-zeros per feature block (to balance the gradient's tasks)
+  std::vector<double> blockWeight_;  // non-zeros per feature block (to balance the gradient's tasks)
+  std::vector<RegSums> blockSums_;   // layer 1's regularisation sums by feature block (sparse input)
 
   // The input's non-zeros, row by row (CSR), when compressed.
   std::vector<std::size_t> rowStart_;
