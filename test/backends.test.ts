@@ -163,24 +163,34 @@ describe.skipIf(!hasNative)('native vs js', () => {
     });
   });
 
-  it('predicts across tasks and 128-row steps with the same bits for any thread count', () => {
+  it('predicts across tasks and 128-row steps with the same bits for any thread count (dense, sparse and byte input)', () => {
     // 9001 rows x 20 features x 64 hidden units: enough work for several tasks, each taking its
-    // rows 128 at a time with an uneven tail.
+    // rows 128 at a time with an uneven tail. Dense floats go through the blocked GEMM, sparse
+    // floats through the compressed rows, bytes through the direct byte gather.
     const big = randomDataset(11, 9001, cols, nOutput);
+    const sparse = Float64Array.from(big.X.data, (v) => (v < 0.8 ? 0 : v));
+    const inputs: [string, Matrix<InputArray>][] = [
+      ['dense Float64Array', big.X],
+      ['sparse Float64Array', { data: sparse, rows: big.X.rows, cols }],
+      ['sparse Float32Array', { data: Float32Array.from(sparse), rows: big.X.rows, cols }],
+      ['sparse Uint8Array', { data: Uint8Array.from(sparse, (v) => Math.floor(v * 256)), rows: big.X.rows, cols }],
+    ];
     for (const dtype of ['float64', 'float32'] as const) {
       // The initial (random) weights: their predictions vary more than a model fitted to noise.
       const initial = new NeuralNetMLP(options(64, 0.05, 1, { backend: 'native', dtype })).toJSON();
       const one = NeuralNetMLP.fromJSON(initial, { backend: 'native', threads: 1 });
-      const proba = one.predictProba(big.X).data;
-      const labels = Array.from(one.predict(big.X));
-      expect(new Set(labels).size).toBeGreaterThan(1);
-      for (const threads of [2, 3]) {
-        const model = NeuralNetMLP.fromJSON(initial, { backend: 'native', threads });
-        expectSameBits(model.predictProba(big.X).data, proba, `${dtype}, ${threads} threads`);
-        expect(Array.from(model.predict(big.X))).toEqual(labels);
-      }
       const js = NeuralNetMLP.fromJSON(initial, { backend: 'js' });
-      expectClose(proba, js.predictProba(big.X).data, { rel: dtype === 'float64' ? F64_REL : F32_REL, abs: 1e-7 }, `${dtype} native vs js`);
+      const others = [2, 3].map((threads) => NeuralNetMLP.fromJSON(initial, { backend: 'native', threads }));
+      for (const [kind, X] of inputs) {
+        const proba = one.predictProba(X).data;
+        const labels = Array.from(one.predict(X));
+        expect(new Set(labels).size, kind).toBeGreaterThan(1);
+        for (const [i, model] of others.entries()) {
+          expectSameBits(model.predictProba(X).data, proba, `${dtype}, ${kind}, ${i + 2} threads`);
+          expect(Array.from(model.predict(X))).toEqual(labels);
+        }
+        expectClose(proba, js.predictProba(X).data, { rel: dtype === 'float64' ? F64_REL : F32_REL, abs: 1e-7 }, `${dtype}, ${kind}: native vs js`);
+      }
     }
   });
 
