@@ -8,6 +8,7 @@
         "native/kernels/mlp.cpp",
         "native/kernels/simd.cpp",
         "native/kernels/avx2.cpp",
+        "native/kernels/avx512.cpp",
         "native/kernels/cpu.cpp"
       ],
       "include_dirs": [

@@ -4,7 +4,7 @@
  */
 import { stateError } from '../errors.js';
 import { jsBackend } from './js.js';
-import { addonUnavailableMessage, loadAddon, nativeBackendFrom } from './native.js';
+import { addonUnavailableMessage, loadAddon, nativeBackendFrom, type IsaName } from './native.js';
 import type { Backend, BackendName } from './types.js';
 
 /** What the caller may ask for. */
@@ -21,10 +21,24 @@ export function nativeAvailable(): boolean {
   return loadAddon().addon !== undefined;
 }
 
-/** Where the addon was loaded from, and why other candidates were not used. */
-export function nativeAddonInfo(): { available: boolean; path?: string; failures: string[] } {
+/** What {@link nativeAddonInfo} reports. */
+export interface NativeAddonInfo {
+  /** True when the addon loaded. */
+  available: boolean;
+  /** The file it was loaded from. */
+  path?: string;
+  /** The instruction set its kernels use (the best one unless `NEURALNET_MLP_ISA` asks for a lower one). */
+  isa?: IsaName;
+  /** The best instruction set the addon can use on this CPU. */
+  bestIsa?: IsaName;
+  /** Why each other candidate location was not used. */
+  failures: string[];
+}
+
+/** Where the addon was loaded from, which kernels it runs, and why other candidates were not used. */
+export function nativeAddonInfo(): NativeAddonInfo {
   const { addon, path, failures } = loadAddon();
-  return { available: addon !== undefined, path, failures };
+  return { available: addon !== undefined, path, isa: addon?.isa, bestIsa: addon?.bestIsa, failures };
 }
 
 /** Resolves a backend choice to an implementation; throws when `'native'` is asked for and unavailable. */

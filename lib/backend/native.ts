@@ -23,11 +23,16 @@ interface NativeTrainer {
   dispose(): void;
 }
 
+/** The addon's kernel paths, from the most portable to the widest vectors. */
+export type IsaName = 'generic' | 'avx2' | 'avx512';
+
 /** The functions the addon exports (see native/binding/addon.cpp). */
 interface NativeAddon {
   abiVersion: number;
-  /** The instruction set the kernels use on this CPU: 'avx2' or 'generic'. */
-  isa: string;
+  /** The instruction set the kernels use: 'avx512', 'avx2' or 'generic' (NEURALNET_MLP_ISA may lower it). */
+  isa: IsaName;
+  /** The best instruction set this build can use on this CPU. */
+  bestIsa: IsaName;
   Trainer: new (net: NetState, x: Matrix, labels: Int32Array, threads: number) => NativeTrainer;
   Predictor: new (net: Pick<NetState, 'sizes' | 'weights'>, threads: number) => Predictor;
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
@@ -44,7 +49,7 @@ interface NativeAddon {
 }
 
 /** Must equal the addon's `abiVersion` (bumped whenever its exports change). */
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 const ADDON_NAME = 'neuralnet_mlp.node';
 /** Environment variable naming an explicit path to the addon file. */
 export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';

@@ -670,8 +670,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("outputLogitsAsync", Napi::Function::New<OutputLogitsAsync>(env, "outputLogitsAsync"));
   exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));
   exports.Set("isa", Napi::String::New(env, mlp::isaName(mlp::activeIsa())));
+  exports.Set("bestIsa", Napi::String::New(env, mlp::isaName(mlp::detectedIsa())));
   // Bumped whenever the exports change, so a stale build is reported as such, not half-used.
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  exports.Set("abiVersion", Napi::Number::New(env, 4));
   return exports;
 }
 

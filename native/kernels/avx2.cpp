@@ -7,6 +7,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
 #include "gemm.h"
 
@@ -17,16 +19,37 @@ namespace mlp {
 namespace avx2 {
 namespace {
 
-// One vector type per element type, with the few operations the kernels use.
+// Stores the first `lanes` elements of v (all of them with one store when the vector is whole).
+// Only the small products' last vector comes here: in a row-epilogue of the gathers, the spill
+// buffer this needs made the whole kernel measurably slower.
+template <typename T, typename V>
+MLP_AVX2_INLINE void storeLanes(T* p, V v, std::size_t lanes) {
+  constexpr std::size_t width = sizeof(V) / sizeof(T);
+  if (lanes == width) {
+    std::memcpy(p, &v, sizeof(V));
+    return;
+  }
+  alignas(32) T tail[width];
+  std::memcpy(tail, &v, sizeof(V));
+  for (std::size_t u = 0; u < lanes; ++u) p[u] = tail[u];
+}
+
+// One vector type per element type, with the few operations the kernels use (the interface
+// vector_kernels.inl expects).
 template <typename T>
 struct Vec;
 
 template <>
 struct Vec<double> {
   using type = __m256d;
+  using part = std::size_t;  // lanes
   static constexpr std::size_t width = 4;
   MLP_AVX2_INLINE static type load(const double* p) { return _mm256_loadu_pd(p); }
   MLP_AVX2_INLINE static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
+  MLP_AVX2_INLINE static part partOf(std::size_t lanes) { return lanes; }
+  MLP_AVX2_INLINE static type loadPart(const double* p, part) { return load(p); }
+  MLP_AVX2_INLINE static void storePart(double* p, type v, part) { store(p, v); }
+  MLP_AVX2_INLINE static void storeFirst(double* p, type v, part lanes) { storeLanes(p, v, lanes); }
   MLP_AVX2_INLINE static type set1(double v) { return _mm256_set1_pd(v); }
   MLP_AVX2_INLINE static type zero() { return _mm256_setzero_pd(); }
   MLP_AVX2_INLINE static type fma(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
@@ -38,9 +61,14 @@ struct Vec<double> {
 template <>
 struct Vec<float> {
   using type = __m256;
+  using part = std::size_t;  // lanes
   static constexpr std::size_t width = 8;
   MLP_AVX2_INLINE static type load(const float* p) { return _mm256_loadu_ps(p); }
   MLP_AVX2_INLINE static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
+  MLP_AVX2_INLINE static part partOf(std::size_t lanes) { return lanes; }
+  MLP_AVX2_INLINE static type loadPart(const float* p, part) { return load(p); }
+  MLP_AVX2_INLINE static void storePart(float* p, type v, part) { store(p, v); }
+  MLP_AVX2_INLINE static void storeFirst(float* p, type v, part lanes) { storeLanes(p, v, lanes); }
   MLP_AVX2_INLINE static type set1(float v) { return _mm256_set1_ps(v); }
   MLP_AVX2_INLINE static type zero() { return _mm256_setzero_ps(); }
   MLP_AVX2_INLINE static type fma(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
@@ -49,107 +77,22 @@ struct Vec<float> {
   MLP_AVX2_INLINE static type div(type a, type b) { return _mm256_div_ps(a, b); }
 };
 
-// Gather tiles: NV accumulator vectors stay in registers while the non-zeros stream past.
-template <typename T, typename V, std::size_t NV>
-MLP_AVX2 void gatherRowsTile(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* wT,
-                             std::size_t ldw, T* z, std::size_t ldz) {
-  using W = Vec<T>;
-  for (std::size_t r = 0; r < rows; ++r) {
-    const uint32_t k0 = x[r].bounds[b0], k1 = x[r].bounds[b1];
-    if (k0 == k1) continue;
-    const uint16_t* col = x[r].col;
-    const V* val = x[r].val;
-    T* zr = z + r * ldz;
-    typename W::type acc[NV];
-    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(zr + i * W::width);
-    for (uint32_t k = k0; k < k1; ++k) {
-      const typename W::type v = W::set1(static_cast<T>(val[k]));
-      const T* w = wT + static_cast<std::size_t>(col[k]) * ldw;
-      for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(w + i * W::width), acc[i]);
-    }
-    for (std::size_t i = 0; i < NV; ++i) W::store(zr + i * W::width, acc[i]);
-  }
-}
-
-template <typename T, typename V, std::size_t NV>
-MLP_AVX2 void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1,
-                                 const T* wT, std::size_t ldw, T* z, std::size_t ldz) {
-  using W = Vec<T>;
-  const __m256i zero = _mm256_setzero_si256();
-  for (std::size_t r = 0; r < rows; ++r) {
-    const uint8_t* xr = x[r];
-    T* zr = z + r * ldz;
-    // A mispredicted loop exit ends every row, so the next rows' bytes are requested ahead.
-    if (r + 2 < rows) {
-      __builtin_prefetch(x[r + 2] + j0);
-      __builtin_prefetch(x[r + 2] + j1 - 1);
-    }
-    typename W::type acc[NV];
-    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(zr + i * W::width);
-    for (std::size_t c = j0; c < j1; c += 64) {
-      // The non-zero bytes of features [c, c + 64) as bits (the last group may be shorter): one
-      // loop over them, so one hard-to-predict loop exit per 64 features.
-      uint64_t mask = 0;
-      if (c + 64 <= j1) {
-        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + c));
-        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + c + 32));
-        mask = ~((static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero)))) << 32) |
-                 static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, zero))));
-      } else {
-        for (std::size_t i = 0; i < j1 - c; ++i) mask |= static_cast<uint64_t>(xr[c + i] != 0) << i;
-      }
-      while (mask != 0) {
-        const std::size_t j = c + static_cast<unsigned>(__builtin_ctzll(mask));
-        mask &= mask - 1;
-        const typename W::type v = W::set1(static_cast<T>(xr[j]));
-        const T* w = wT + j * ldw;
-        for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(w + i * W::width), acc[i]);
-      }
-    }
-    for (std::size_t i = 0; i < NV; ++i) W::store(zr + i * W::width, acc[i]);
-  }
-}
-
-template <typename T, typename V, std::size_t NV>
-MLP_AVX2 void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                             const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg) {
-  using W = Vec<T>;
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t e0 = j * slot, e1 = e0 + count[j];
-    if (e0 == e1) continue;
-    T* g = gT + j * ldg;
-    typename W::type acc[NV];
-    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::load(g + i * W::width);
-    for (std::size_t e = e0; e < e1; ++e) {
-      const typename W::type v = W::set1(static_cast<T>(val[e]));
-      const T* dr = d + static_cast<std::size_t>(row[e]) * ldd;
-      for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, W::load(dr + i * W::width), acc[i]);
-    }
-    for (std::size_t i = 0; i < NV; ++i) W::store(g + i * W::width, acc[i]);
-  }
-}
-
-// Widths are multiples of the vector width; tiles of up to kMaxTile vectors (14 accumulators +
-// 1 broadcast fit the 16 YMM registers).
+// Tiles of up to 14 accumulators (+ 1 broadcast) for the gathers and 12 for the small
+// products (+ the row of b) fit the 16 YMM registers.
 constexpr std::size_t kMaxTile = 14;
+constexpr std::size_t kSmallProductVectors = 12;
+// One row at a time from 6 vectors on (b is then read straight from L1 by the multiply-adds).
+constexpr std::size_t smallProductRows(std::size_t nv) {
+  return nv == 1 ? 6 : nv == 2 ? 4 : nv == 3 ? 3 : nv <= 5 ? 2 : 1;
+}
 
-#define MLP_TILE_SWITCH(KERNEL, NV, ...) \
-  switch (NV) {                          \
-    case 1: KERNEL<T, V, 1>(__VA_ARGS__); break;   \
-    case 2: KERNEL<T, V, 2>(__VA_ARGS__); break;   \
-    case 3: KERNEL<T, V, 3>(__VA_ARGS__); break;   \
-    case 4: KERNEL<T, V, 4>(__VA_ARGS__); break;   \
-    case 5: KERNEL<T, V, 5>(__VA_ARGS__); break;   \
-    case 6: KERNEL<T, V, 6>(__VA_ARGS__); break;   \
-    case 7: KERNEL<T, V, 7>(__VA_ARGS__); break;   \
-    case 8: KERNEL<T, V, 8>(__VA_ARGS__); break;   \
-    case 9: KERNEL<T, V, 9>(__VA_ARGS__); break;   \
-    case 10: KERNEL<T, V, 10>(__VA_ARGS__); break; \
-    case 11: KERNEL<T, V, 11>(__VA_ARGS__); break; \
-    case 12: KERNEL<T, V, 12>(__VA_ARGS__); break; \
-    case 13: KERNEL<T, V, 13>(__VA_ARGS__); break; \
-    default: KERNEL<T, V, 14>(__VA_ARGS__); break; \
-  }
+MLP_AVX2_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+  return ~((static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero)))) << 32) |
+           static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, zero))));
+}
 
 // exp(x) for the sigmoid. x is clamped to [lo, hi] (NaN passes through), then
 // exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (two-part ln 2, exact with FMA),
@@ -253,57 +196,11 @@ MLP_AVX2_INLINE typename Vec<T>::type sigmoidVec(typename Vec<T>::type v) {
 
 }  // namespace
 
-template <typename T, typename V>
-MLP_AVX2 void sparseGatherRows(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* wT,
-                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
-  for (std::size_t off = 0, vectors = width / Vec<T>::width; vectors > 0;) {
-    const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
-    MLP_TILE_SWITCH(gatherRowsTile, nv, rows, x, b0, b1, wT + off, ldw, z + off, ldz)
-    off += nv * Vec<T>::width;
-    vectors -= nv;
-  }
-}
-
-template <typename T>
-MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                             std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
-  using V = uint8_t;  // only names the tile in MLP_TILE_SWITCH
-  for (std::size_t off = 0, vectors = width / Vec<T>::width; vectors > 0;) {
-    const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
-    MLP_TILE_SWITCH(byteGatherRowsTile, nv, rows, x, j0, j1, wT + off, ldw, z + off, ldz)
-    off += nv * Vec<T>::width;
-    vectors -= nv;
-  }
-}
-
-template <typename T, typename V>
-MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                               const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
-  for (std::size_t off = 0, vectors = width / Vec<T>::width; vectors > 0;) {
-    const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
-    MLP_TILE_SWITCH(gatherColsTile, nv, n, count, slot, row, val, d + off, ldd, gT + off, ldg)
-    off += nv * Vec<T>::width;
-    vectors -= nv;
-  }
-}
-
-template <typename T>
-MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a) {
-  using W = Vec<T>;
-  // Whole vectors up to n only: the padding beyond them is set to zero, not computed.
-  const std::size_t end = std::min(ld, (n + W::width - 1) / W::width * W::width);
-  for (std::size_t r = 0; r < rows; ++r) {
-    T* zr = z + r * ld;
-    T* ar = a + r * ld;
-    for (std::size_t u = 0; u < end; u += W::width) {
-      typename W::type v = W::load(zr + u);
-      if (bias) v = W::add(v, W::load(bias + u));
-      if (a != z) W::store(zr + u, v);
-      W::store(ar + u, sigmoidVec<T>(v));
-    }
-    for (std::size_t u = n; u < ld; ++u) ar[u] = T(0);
-  }
-}
+#define MLP_TARGET MLP_AVX2
+#define MLP_TARGET_INLINE MLP_AVX2_INLINE
+#include "vector_kernels.inl"
+#undef MLP_TARGET
+#undef MLP_TARGET_INLINE
 
 template <typename T>
 MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
@@ -376,74 +273,6 @@ MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
   return n - zeros;
 }
 
-namespace {
-// RB rows of C x NV vectors: the NV vectors of b's row k are loaded once and used for RB rows.
-// `lanes` = valid elements in the tile (the last vector may be partial).
-template <typename T, std::size_t NV, std::size_t RB>
-MLP_AVX2 void smallProductTile(std::size_t rows, std::size_t lanes, std::size_t depth, const T* a, std::size_t ars,
-                               std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
-  using W = Vec<T>;
-  for (std::size_t r0 = 0; r0 < rows; r0 += RB) {
-    const std::size_t rb = rows - r0 < RB ? rows - r0 : RB;
-    typename W::type acc[RB][NV];
-    for (std::size_t rr = 0; rr < RB; ++rr)
-      for (std::size_t i = 0; i < NV; ++i) acc[rr][i] = W::zero();
-    const T* ar = a + r0 * ars;
-    for (std::size_t k = 0; k < depth; ++k) {
-      const T* bk = b + k * ldb;
-      typename W::type bv[NV];
-      for (std::size_t i = 0; i < NV; ++i) bv[i] = W::load(bk + i * W::width);
-      for (std::size_t rr = 0; rr < RB; ++rr) {
-        // Rows past the end repeat the last row (read, never stored).
-        const typename W::type av = W::set1(ar[(rr < rb ? rr : rb - 1) * ars + k * acs]);
-        for (std::size_t i = 0; i < NV; ++i) acc[rr][i] = W::fma(av, bv[i], acc[rr][i]);
-      }
-    }
-    for (std::size_t rr = 0; rr < rb; ++rr) {
-      T* cr = c + (r0 + rr) * ldc;
-      for (std::size_t i = 0; i < NV; ++i) {
-        const std::size_t j = i * W::width;
-        if (j + W::width <= lanes) {
-          W::store(cr + j, acc[rr][i]);
-        } else if (j < lanes) {
-          alignas(32) T tail[W::width];
-          W::store(tail, acc[rr][i]);
-          for (std::size_t u = 0; j + u < lanes; ++u) cr[j + u] = tail[u];
-        }
-      }
-    }
-  }
-}
-}  // namespace
-
-template <typename T>
-MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
-  constexpr std::size_t w = Vec<T>::width;
-  // Up to 12 accumulators plus the row of b in the 16 registers (one row at a time from 6
-  // vectors on, b then read straight from L1 by the multiply-adds).
-  for (std::size_t off = 0; off < n;) {
-    const std::size_t vectors = (n - off + w - 1) / w;
-    const std::size_t nv = vectors > 12 ? 12 : vectors;
-    const std::size_t lanes = std::min(n - off, nv * w);
-    switch (nv) {
-      case 1: smallProductTile<T, 1, 6>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 2: smallProductTile<T, 2, 4>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 3: smallProductTile<T, 3, 3>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 4: smallProductTile<T, 4, 2>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 5: smallProductTile<T, 5, 2>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 6: smallProductTile<T, 6, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 7: smallProductTile<T, 7, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 8: smallProductTile<T, 8, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 9: smallProductTile<T, 9, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 10: smallProductTile<T, 10, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      case 11: smallProductTile<T, 11, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-      default: smallProductTile<T, 12, 1>(rows, lanes, depth, a, ars, acs, b + off, ldb, c + off, ldc); break;
-    }
-    off += nv * w;
-  }
-}
-
 template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate) {
@@ -477,30 +306,9 @@ MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, st
     for (std::size_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i][j] : tile[i][j];
 }
 
-#define MLP_SPARSE_INSTANTIATE(T, V)                                                                              \
-  template void sparseGatherRows<T, V>(std::size_t, const SparseRow<V>*, std::size_t, std::size_t, const T*,      \
-                                       std::size_t, T*, std::size_t, std::size_t);                                 \
-  template void sparseGatherCols<T, V>(std::size_t, const uint32_t*, std::size_t, const uint16_t*, const V*,      \
-                                       const T*, std::size_t, T*, std::size_t, std::size_t);
-MLP_SPARSE_INSTANTIATE(double, double)
-MLP_SPARSE_INSTANTIATE(double, float)
-MLP_SPARSE_INSTANTIATE(double, uint8_t)
-MLP_SPARSE_INSTANTIATE(float, double)
-MLP_SPARSE_INSTANTIATE(float, float)
-MLP_SPARSE_INSTANTIATE(float, uint8_t)
-template void byteGatherRows<double>(std::size_t, const uint8_t* const*, std::size_t, std::size_t, const double*,
-                                     std::size_t, double*, std::size_t, std::size_t);
-template void byteGatherRows<float>(std::size_t, const uint8_t* const*, std::size_t, std::size_t, const float*,
-                                    std::size_t, float*, std::size_t, std::size_t);
 template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);
 template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, std::size_t, const int32_t*, double*);
-template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
-template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
-template void smallProduct<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
-                                   const double*, std::size_t, double*, std::size_t);
-template void smallProduct<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,
-                                  const float*, std::size_t, float*, std::size_t);
 template void gemmMicroKernel<double>(std::size_t, const double*, const double*, double*, std::size_t, std::size_t,
                                       std::size_t, bool);
 template void gemmMicroKernel<float>(std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

@@ -51,6 +51,9 @@ void freeLarge(void* p, std::size_t bytes) {
 template <typename T, typename X>
 void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
                       std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::sparseGatherRows(rows, x, b0, b1, wT, ldw, z, ldz, width);
+#endif
 #if MLP_HAVE_AVX2
   if (isa == Isa::Avx2) return avx2::sparseGatherRows(rows, x, b0, b1, wT, ldw, z, ldz, width);
 #endif
@@ -69,6 +72,9 @@ void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::siz
 template <typename T>
 void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
                     std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::byteGatherRows(rows, x, j0, j1, wT, ldw, z, ldz, width);
+#endif
 #if MLP_HAVE_AVX2
   if (isa == Isa::Avx2) return avx2::byteGatherRows(rows, x, j0, j1, wT, ldw, z, ldz, width);
 #endif
@@ -87,6 +93,9 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, std::siz
 template <typename T, typename X>
 void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
                       const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::sparseGatherCols(n, count, slot, row, val, d, ldd, gT, ldg, width);
+#endif
 #if MLP_HAVE_AVX2
   if (isa == Isa::Avx2) return avx2::sparseGatherCols(n, count, slot, row, val, d, ldd, gT, ldg, width);
 #endif
@@ -103,6 +112,9 @@ void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t
 
 template <typename T>
 void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::biasSigmoid(rows, n, ld, bias, z, a);
+#endif
 #if MLP_HAVE_AVX2
   if (isa == Isa::Avx2) return avx2::biasSigmoid(rows, n, ld, bias, z, a);
 #endif
@@ -127,6 +139,9 @@ inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) :
 template <typename T>
 void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
                        double* terms) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::crossEntropyTerms(rows, n, z, ldz, label, terms);
+#endif
 #if MLP_HAVE_AVX2
   if (isa == Isa::Avx2) return avx2::crossEntropyTerms(rows, n, z, ldz, label, terms);
 #endif
@@ -143,7 +158,7 @@ std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block,
                         uint32_t* bounds) {
 #if MLP_HAVE_AVX2
   if constexpr (std::is_same<X, uint8_t>::value) {
-    if (isa == Isa::Avx2) return avx2::compressRowBytes(src, n, block, col, val, bounds);
+    if (isa >= Isa::Avx2) return avx2::compressRowBytes(src, n, block, col, val, bounds);
   }
 #endif
   (void)isa;
@@ -164,7 +179,7 @@ template <typename X>
 std::size_t countNonZero(Isa isa, const X* src, std::size_t n) {
 #if MLP_HAVE_AVX2
   if constexpr (std::is_same<X, uint8_t>::value) {
-    if (isa == Isa::Avx2) return avx2::countNonZeroBytes(src, n);
+    if (isa >= Isa::Avx2) return avx2::countNonZeroBytes(src, n);
   }
 #endif
   (void)isa;
@@ -176,6 +191,9 @@ std::size_t countNonZero(Isa isa, const X* src, std::size_t n) {
 template <typename T>
 void smallProduct(Isa isa, std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
                   std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc);
+#endif
 #if MLP_HAVE_AVX2
   if (isa == Isa::Avx2) return avx2::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc);
 #endif
@@ -195,7 +213,8 @@ template <typename T>
 void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                      std::size_t nr, bool accumulate) {
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::gemmMicroKernel(kc, pa, pb, c, ldc, mr, nr, accumulate);
+  // Every vector path uses AVX2's micro-kernel (see avx512.cpp).
+  if (isa >= Isa::Avx2) return avx2::gemmMicroKernel(kc, pa, pb, c, ldc, mr, nr, accumulate);
 #endif
   (void)isa;
   constexpr std::size_t MR = Blocking<T>::MR, NR = Blocking<T>::NR;

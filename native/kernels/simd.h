@@ -1,13 +1,15 @@
 // The vectorised inner kernels, one generic version (plain C++ the compiler auto-vectorises) and
-// one AVX2+FMA version chosen at run time (avx2.cpp, compiled with per-function target
-// attributes so the shipped build needs no -march flag).
+// AVX2+FMA and AVX-512 versions chosen at run time (avx2.cpp, avx512.cpp, compiled with
+// per-function target attributes so the shipped build needs no -march flag). The two vector
+// paths share their kernel bodies (vector_kernels.inl) and give the same bits.
 //
 // Layer-1 kernels work on sparse data (the non-zero features of samples, as column indices and
 // values): MNIST pixels are ~80% zeros, and skipping exact zeros changes no result. Every kernel
 // computes each output element with a fixed sequence of operations that depends only on the
 // data, never on how the caller splits the work, so results do not depend on the thread count.
-// `width` is a multiple of the vector width of T (4 doubles or 8 floats) and at most the row
-// strides; rows of weights/gradients/activations are kPad-aligned in length.
+// `width` is a multiple of simdWidth<T>() (4 doubles or 8 floats: AVX2 vectors) and at most the
+// row strides; rows of weights/gradients/activations are kPad-aligned in length. (The AVX-512
+// path masks the last part of its 8- or 16-lane vectors, so the layout is the same on every path.)
 #pragma once
 
 #include <cstddef>
@@ -21,8 +23,17 @@
 #define MLP_HAVE_AVX2 1
 // Per-function ISA: the declarations carry the attribute too (GCC treats a differing one as another version).
 #define MLP_AVX2 __attribute__((target("avx2,fma")))
+#define MLP_HAVE_AVX512 1
+#if defined(MLP_EMULATE_AVX512)
+// Test builds only (CMakeLists.txt, MLP_EMULATE_AVX512=ON): the AVX-512 path runs as portable
+// code (SIMDe) on any AVX2 machine, so its logic is tested where no AVX-512 CPU is at hand.
+#define MLP_AVX512
+#else
+#define MLP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+#endif
 #else
 #define MLP_HAVE_AVX2 0
+#define MLP_HAVE_AVX512 0
 #endif
 
 namespace mlp {
@@ -169,6 +180,30 @@ template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate);
 }  // namespace avx2
+#endif
+
+#if MLP_HAVE_AVX512
+// The AVX-512 path has no kernels of its own for the byte scans and the dense GEMM micro-kernel:
+// it uses AVX2's (see avx512.cpp).
+namespace avx512 {
+template <typename T, typename X>
+MLP_AVX512 void sparseGatherRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
+                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+template <typename T>
+MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
+                             std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+template <typename T, typename X>
+MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
+                               const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+template <typename T>
+MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
+template <typename T>
+MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
+                                double* terms);
+template <typename T>
+MLP_AVX512 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
+                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
+}  // namespace avx512
 #endif
 
 }  // namespace mlp

@@ -1,0 +1,258 @@
+// AVX-512 (F, BW, VL, DQ) versions of the inner kernels, chosen at run time like the AVX2 ones
+// (per-function target attributes; called only when the CPU and OS report AVX-512).
+//
+// They are the AVX2 kernels' bodies (vector_kernels.inl) over 8-double / 16-float vectors: the
+// last vector of a row is masked instead of padded, so the data layout and every result are the
+// same as on the AVX2 path (each element gets the same operations in the same order). With 32
+// registers a gather tile keeps up to 24 accumulator vectors.
+//
+// Kept on AVX2 here, deliberately: the dense GEMM micro-kernel (its packed panels are NR = 8
+// doubles or 16 floats wide, one ZMM vector, so 4 rows would give only 4 independent
+// accumulators: latency-bound, no faster than AVX2's 8), and the byte scans (compressRowBytes,
+// countNonZeroBytes), which are not where the time goes.
+//
+// With MLP_EMULATE_AVX512 (test builds only) the same code is compiled against SIMDe's portable
+// AVX-512 (plus the few masked operations it lacks, below) for an AVX2 + FMA machine.
+#include "simd.h"
+
+#if MLP_HAVE_AVX512
+
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_*()
+// pass-through operands (GCC bug 105593, fixed in 13): not about this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#if defined(MLP_EMULATE_AVX512)
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#else
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#if defined(MLP_EMULATE_AVX512)
+#define MLP_AVX512_INLINE __attribute__((always_inline)) inline
+#else
+#define MLP_AVX512_INLINE __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"), always_inline)) inline
+#endif
+
+namespace mlp {
+namespace avx512 {
+namespace {
+
+#if defined(MLP_EMULATE_AVX512)
+// Masked loads and stores SIMDe 0.7 does not provide, lane by lane as the hardware defines them:
+// masked-off lanes are neither read nor written (so an out-of-bounds lane would show up here).
+template <typename V, typename T, typename M>
+inline V maskedLoad(M k, const T* p) {
+  alignas(64) T lanes[sizeof(V) / sizeof(T)] = {};
+  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i)
+    if ((k >> i) & 1) lanes[i] = p[i];
+  V v;
+  std::memcpy(&v, lanes, sizeof(V));
+  return v;
+}
+template <typename V, typename T, typename M>
+inline void maskedStore(T* p, M k, V v) {
+  alignas(64) T lanes[sizeof(V) / sizeof(T)];
+  std::memcpy(lanes, &v, sizeof(V));
+  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i)
+    if ((k >> i) & 1) p[i] = lanes[i];
+}
+inline __m512d _mm512_maskz_loadu_pd(__mmask8 k, const void* p) {
+  return maskedLoad<__m512d>(k, static_cast<const double*>(p));
+}
+inline __m512 _mm512_maskz_loadu_ps(__mmask16 k, const void* p) {
+  return maskedLoad<__m512>(k, static_cast<const float*>(p));
+}
+inline __m256 _mm256_maskz_loadu_ps(__mmask8 k, const void* p) {
+  return maskedLoad<__m256>(k, static_cast<const float*>(p));
+}
+inline void _mm512_mask_storeu_pd(void* p, __mmask8 k, __m512d v) { maskedStore(static_cast<double*>(p), k, v); }
+inline void _mm512_mask_storeu_ps(void* p, __mmask16 k, __m512 v) { maskedStore(static_cast<float*>(p), k, v); }
+inline __m512d _mm512_cvtps_pd(__m256 v) {
+  alignas(32) float f[8];
+  alignas(64) double d[8];
+  std::memcpy(f, &v, sizeof(f));
+  for (int i = 0; i < 8; ++i) d[i] = static_cast<double>(f[i]);
+  return _mm512_load_pd(d);
+}
+#endif
+
+// One vector type per element type (the interface vector_kernels.inl expects).
+template <typename T>
+struct Vec;
+
+template <>
+struct Vec<double> {
+  using type = __m512d;
+  using part = __mmask8;
+  static constexpr std::size_t width = 8;
+  MLP_AVX512_INLINE static type load(const double* p) { return _mm512_loadu_pd(p); }
+  MLP_AVX512_INLINE static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
+  MLP_AVX512_INLINE static part partOf(std::size_t lanes) { return static_cast<part>((1u << lanes) - 1); }
+  MLP_AVX512_INLINE static type loadPart(const double* p, part k) { return _mm512_maskz_loadu_pd(k, p); }
+  MLP_AVX512_INLINE static void storePart(double* p, type v, part k) { _mm512_mask_storeu_pd(p, k, v); }
+  MLP_AVX512_INLINE static void storeFirst(double* p, type v, part k) { storePart(p, v, k); }
+  MLP_AVX512_INLINE static type set1(double v) { return _mm512_set1_pd(v); }
+  MLP_AVX512_INLINE static type zero() { return _mm512_setzero_pd(); }
+  MLP_AVX512_INLINE static type fma(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  MLP_AVX512_INLINE static type add(type a, type b) { return _mm512_add_pd(a, b); }
+  MLP_AVX512_INLINE static type sub(type a, type b) { return _mm512_sub_pd(a, b); }
+  MLP_AVX512_INLINE static type div(type a, type b) { return _mm512_div_pd(a, b); }
+};
+
+template <>
+struct Vec<float> {
+  using type = __m512;
+  using part = __mmask16;
+  static constexpr std::size_t width = 16;
+  MLP_AVX512_INLINE static type load(const float* p) { return _mm512_loadu_ps(p); }
+  MLP_AVX512_INLINE static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
+  MLP_AVX512_INLINE static part partOf(std::size_t lanes) { return static_cast<part>((1u << lanes) - 1); }
+  MLP_AVX512_INLINE static type loadPart(const float* p, part k) { return _mm512_maskz_loadu_ps(k, p); }
+  MLP_AVX512_INLINE static void storePart(float* p, type v, part k) { _mm512_mask_storeu_ps(p, k, v); }
+  MLP_AVX512_INLINE static void storeFirst(float* p, type v, part k) { storePart(p, v, k); }
+  MLP_AVX512_INLINE static type set1(float v) { return _mm512_set1_ps(v); }
+  MLP_AVX512_INLINE static type zero() { return _mm512_setzero_ps(); }
+  MLP_AVX512_INLINE static type fma(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  MLP_AVX512_INLINE static type add(type a, type b) { return _mm512_add_ps(a, b); }
+  MLP_AVX512_INLINE static type sub(type a, type b) { return _mm512_sub_ps(a, b); }
+  MLP_AVX512_INLINE static type div(type a, type b) { return _mm512_div_ps(a, b); }
+};
+
+// 24 accumulators + 1 broadcast of the 32 ZMM registers for the gathers; the small products
+// keep nv x rows <= 24 accumulators beside the nv vectors of b's row.
+constexpr std::size_t kMaxTile = 24;
+constexpr std::size_t kSmallProductVectors = 16;
+constexpr std::size_t smallProductRows(std::size_t nv) { return nv <= 2 ? 8 : nv <= 8 ? 24 / nv : 1; }
+
+MLP_AVX512_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
+  const __m512i x = _mm512_loadu_si512(p);
+  return static_cast<uint64_t>(_mm512_test_epi8_mask(x, x));
+}
+
+// The AVX2 path's exp (avx2.cpp states its error bound), lane for lane the same operations.
+MLP_AVX512_INLINE __m512d expClamped(__m512d x) {
+  x = _mm512_max_pd(_mm512_set1_pd(-708.0), x);
+  x = _mm512_min_pd(_mm512_set1_pd(708.0), x);
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+  static constexpr double c[14] = {1.0,
+                                   1.0,
+                                   1.0 / 2,
+                                   1.0 / 6,
+                                   1.0 / 24,
+                                   1.0 / 120,
+                                   1.0 / 720,
+                                   1.0 / 5040,
+                                   1.0 / 40320,
+                                   1.0 / 362880,
+                                   1.0 / 3628800,
+                                   1.0 / 39916800,
+                                   1.0 / 479001600,
+                                   1.0 / 6227020800.0};
+  __m512d p = _mm512_set1_pd(c[13]);
+  for (int k = 12; k >= 0; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[k]));
+  const __m512i bits = _mm512_castpd_si512(_mm512_add_pd(n, _mm512_set1_pd(6755399441055744.0)));
+  const __m512i scale = _mm512_slli_epi64(_mm512_add_epi64(bits, _mm512_set1_epi64(1023)), 52);
+  return _mm512_mul_pd(p, _mm512_castsi512_pd(scale));
+}
+
+MLP_AVX512_INLINE __m512 expClamped(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+  x = _mm512_min_ps(_mm512_set1_ps(87.0f), x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  static constexpr float c[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
+  __m512 p = _mm512_set1_ps(c[7]);
+  for (int k = 6; k >= 0; --k) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[k]));
+  // 2^n from the low bits of n + 1.5 * 2^23 (|n| <= 126 after the clamp): the same scale AVX2
+  // builds with a float-to-int conversion.
+  const __m512i bits = _mm512_castps_si512(_mm512_add_ps(n, _mm512_set1_ps(12582912.0f)));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// The AVX2 path's log1p on [0, 1] (see avx2.cpp), lane for lane the same operations.
+MLP_AVX512_INLINE __m512d log1pUnit(__m512d x) {
+  const __m512d one = _mm512_set1_pd(1.0);
+  const __m512d u = _mm512_add_pd(one, x);
+  const __m512d c = _mm512_sub_pd(x, _mm512_sub_pd(u, one));
+  const __mmask8 big = _mm512_cmp_pd_mask(u, _mm512_set1_pd(1.41421356237309504880), _CMP_GT_OQ);
+  const __m512d k = _mm512_maskz_mov_pd(big, one);
+  const __m512d m = _mm512_mask_blend_pd(big, u, _mm512_mul_pd(u, _mm512_set1_pd(0.5)));
+  const __m512d f = _mm512_sub_pd(m, one);
+  const __m512d s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
+  const __m512d z = _mm512_mul_pd(s, s);
+  const __m512d w = _mm512_mul_pd(z, z);
+  __m512d t1 = _mm512_fmadd_pd(w, _mm512_set1_pd(1.531383769920937332e-01), _mm512_set1_pd(2.222219843214978396e-01));
+  t1 = _mm512_mul_pd(w, _mm512_fmadd_pd(w, t1, _mm512_set1_pd(3.999999999940941908e-01)));
+  __m512d t2 = _mm512_fmadd_pd(w, _mm512_set1_pd(1.479819860511658591e-01), _mm512_set1_pd(1.818357216161805012e-01));
+  t2 = _mm512_fmadd_pd(w, t2, _mm512_set1_pd(2.857142874366239149e-01));
+  t2 = _mm512_mul_pd(z, _mm512_fmadd_pd(w, t2, _mm512_set1_pd(6.666666666666735130e-01)));
+  const __m512d r = _mm512_add_pd(t2, t1);
+  const __m512d hfsq = _mm512_mul_pd(_mm512_set1_pd(0.5), _mm512_mul_pd(f, f));
+  const __m512d log1pf = _mm512_sub_pd(f, _mm512_sub_pd(hfsq, _mm512_mul_pd(s, _mm512_add_pd(hfsq, r))));
+  const __m512d lo = _mm512_fmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), _mm512_div_pd(c, u));
+  return _mm512_fmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), _mm512_add_pd(log1pf, lo));
+}
+
+MLP_AVX512_INLINE __m512d softplusVec(__m512d v) {
+  const __m512d negAbs = _mm512_or_pd(v, _mm512_set1_pd(-0.0));
+  return _mm512_add_pd(_mm512_max_pd(_mm512_setzero_pd(), v), log1pUnit(expClamped(negAbs)));
+}
+
+MLP_AVX512_INLINE __m512d loadAsDouble(const double* p, __mmask8 k) { return _mm512_maskz_loadu_pd(k, p); }
+MLP_AVX512_INLINE __m512d loadAsDouble(const float* p, __mmask8 k) {
+  return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, p));
+}
+
+template <typename T>
+MLP_AVX512_INLINE typename Vec<T>::type sigmoidVec(typename Vec<T>::type v) {
+  using W = Vec<T>;
+  const typename W::type e = expClamped(W::sub(W::zero(), v));
+  return W::div(W::set1(T(1)), W::add(W::set1(T(1)), e));
+}
+
+}  // namespace
+
+#define MLP_TARGET MLP_AVX512
+#define MLP_TARGET_INLINE MLP_AVX512_INLINE
+#include "vector_kernels.inl"
+#undef MLP_TARGET
+#undef MLP_TARGET_INLINE
+
+template <typename T>
+MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
+                                  double* terms) {
+  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* zr = z + r * ldz;
+    double* tr = terms + r * n;
+    const __m512i target = _mm512_set1_epi64(label[r]);
+    for (std::size_t o = 0; o < n; o += 8) {
+      const __mmask8 k = Vec<double>::partOf(std::min<std::size_t>(8, n - o));
+      const __m512d v = loadAsDouble(zr + o, k);
+      const __mmask8 flip =
+          _mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(static_cast<long long>(o))), target);
+      const __m512d t = softplusVec(_mm512_mask_blend_pd(flip, v, _mm512_sub_pd(_mm512_setzero_pd(), v)));
+      _mm512_mask_storeu_pd(tr + o, k, t);
+    }
+  }
+}
+
+template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
+                                        double*);
+template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, std::size_t, const int32_t*, double*);
+
+}  // namespace avx512
+}  // namespace mlp
+
+#endif  // MLP_HAVE_AVX512
