@@ -123,11 +123,12 @@ struct Vec<float> {
   MLP_AVX512_INLINE static type div(type a, type b) { return _mm512_div_ps(a, b); }
 };
 
-// 24 accumulators + 1 broadcast of the 32 ZMM registers for the gathers; the small products
-// keep nv x rows <= 24 accumulators beside the nv vectors of b's row.
+// Of the 32 ZMM registers: 24 accumulators + 1 broadcast for the gathers; for the small
+// products nv x rows accumulators + the nv vectors of b's row + 1 broadcast (up to 8 rows; one
+// row from 11 vectors on, b then read straight from L1 by the multiply-adds).
 constexpr std::size_t kMaxTile = 24;
 constexpr std::size_t kSmallProductVectors = 16;
-constexpr std::size_t smallProductRows(std::size_t nv) { return nv <= 2 ? 8 : nv <= 8 ? 24 / nv : 1; }
+constexpr std::size_t smallProductRows(std::size_t nv) { return nv >= 11 ? 1 : std::min<std::size_t>(8, (31 - nv) / nv); }
 
 MLP_AVX512_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
   const __m512i x = _mm512_loadu_si512(p);
