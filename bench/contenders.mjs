@@ -140,6 +140,18 @@ export const THREADS = {
 export const DTYPES = { contender: 'native-f64', pairedRounds: { full: 7, quick: 3 } };
 
 /**
+ * The kernel-paths section: the native contenders with each instruction-set path the addon can
+ * run on this CPU (NEURALNET_MLP_ISA), one fresh process per trial (the path is fixed per
+ * process), the paths alternating over the rounds; medians over the rounds.
+ */
+export const KERNEL_PATHS = {
+  contenders: { full: ['native-f64', 'native-f32'], quick: ['native-f64'] },
+  paths: ['generic', 'avx2', 'avx512'],
+  epochs: { full: 3, quick: 1 },
+  rounds: { full: 2, quick: 1 },
+};
+
+/**
  * Scaling section: one contender, one epoch per cell (after a warm-up epoch), for every hidden
  * size and training-set size; minibatches of about 1,200 samples throughout. Quick mode keeps
  * the cells whose work (hidden units x samples) is at most `maxWork.quick`.

@@ -9,7 +9,7 @@
  *
  *   --quick       a few seconds per contender on 6,000 images (CI keeps the benchmark working with it)
  *   --only=a,b    only these contender ids (see bench/contenders.mjs)
- *   --no-extras   skip the threads and scaling sections
+ *   --no-extras   skip the threads, kernel-paths and scaling sections
  *
  * Optional contenders are skipped with a message when absent: TensorFlow.js and brain.js need
  * `npm install --prefix bench`; the seed's numpy code needs its script (NEURALNET_MLP_SEED_SCRIPT,
@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { CONTENDERS, DTYPES, MODES, SCALING, THREADS } from './contenders.mjs';
+import { CONTENDERS, DTYPES, KERNEL_PATHS, MODES, SCALING, THREADS } from './contenders.mjs';
 import { BENCH_DIR, FLOP_FORMULA, MODEL, PACKAGE_ENTRY, REPO_DIR, BATCH_SIZE, flopPerSample, median, minibatchesFor } from './workload.mjs';
 
 const RESULTS_DIR = join(BENCH_DIR, 'results');
@@ -74,7 +74,7 @@ async function probe() {
 
   const addon = pkg.nativeAddonInfo();
   env.addon = addon.available
-    ? { path: addon.path, isa: createRequire(import.meta.url)(addon.path).isa }
+    ? { path: addon.path, isa: addon.isa, bestIsa: addon.bestIsa }
     : { missing: `the native addon is not built (npm run build:addon): ${addon.failures.join('; ')}` };
 
   env.benchModules = existsSync(join(BENCH_DIR, 'node_modules'));
@@ -203,7 +203,11 @@ function runTrial(contender, workload, env, timeoutMs) {
             [join(BENCH_DIR, contender.module), ...(contender.needs.seed ? [env.seed.script] : []), env.mnistDir, JSON.stringify(spec)],
             { env: numpyEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
           )
-        : fork(join(BENCH_DIR, 'trial.mjs'), [JSON.stringify(spec)], { silent: true, execArgv: [] });
+        : fork(join(BENCH_DIR, 'trial.mjs'), [JSON.stringify(spec)], {
+            silent: true,
+            execArgv: [],
+            env: { ...process.env, ...(contender.env ?? {}) },
+          });
     const keep = (chunk) => {
       output = (output + chunk).slice(-20000);
     };
@@ -480,6 +484,51 @@ async function main() {
     }
   }
 
+  // Kernel paths section
+  let pathsSection = null;
+  const kernelIds = KERNEL_PATHS.contenders[modeName].filter((x) => selected.some((c) => c.id === x));
+  if (args.extras && !env.addon.missing && kernelIds.length) {
+    const paths = KERNEL_PATHS.paths.slice(0, KERNEL_PATHS.paths.indexOf(env.addon.bestIsa) + 1);
+    const rounds = KERNEL_PATHS.rounds[modeName];
+    pathsSection = { best: env.addon.bestIsa, rounds, epochs: KERNEL_PATHS.epochs[modeName], contenders: [] };
+    for (const id of kernelIds) {
+      const base = CONTENDERS.find((c) => c.id === id);
+      const trials = new Map(paths.map((path) => [path, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (const path of round % 2 ? [...paths].reverse() : paths) {
+          const contender = { ...base, env: { NEURALNET_MLP_ISA: path } };
+          const workload = { ...workloadFor(contender, mode, modeName, { epochs: KERNEL_PATHS.epochs[modeName] }), latency: null };
+          log(`- kernel paths: ${base.label}, ${path} (round ${round + 1} of ${rounds})...`);
+          const r = derive(await runTrial(contender, workload, env, mode.trialTimeoutMs), workload);
+          if (r.ok && r.details?.isa !== path) Object.assign(r, { ok: false, error: `asked for the ${path} path, ran ${r.details?.isa}` });
+          if (!r.ok) {
+            failed++;
+            log(`  FAILED: ${r.error}${r.output ? `\n${r.output.replace(/^/gm, '    ')}` : ''}`);
+          } else {
+            log(`  ${fmt(r.sPerFullEpoch)} s/epoch, predict ${kilo(mode.predict.images)} ${r.predict ? fmt(r.predict.msMedian) : 'n/a'} ms`);
+          }
+          trials.get(path).push(r);
+        }
+      }
+      pathsSection.contenders.push({
+        id,
+        label: base.label,
+        paths: paths.map((path) => {
+          const done = trials.get(path).filter((r) => r.ok);
+          const hashes = [...new Set(done.map((r) => r.weightsHash))];
+          return {
+            path,
+            ok: done.length === rounds,
+            sPerEpoch: done.length ? median(done.map((r) => r.sPerFullEpoch)) : null,
+            gflops: done.length ? median(done.map((r) => r.gflops)) : null,
+            predictMs: done.length && done.every((r) => r.predict) ? median(done.map((r) => r.predict.msMedian)) : null,
+            weightsHash: hashes.length === 1 ? hashes[0] : null,
+          };
+        }),
+      });
+    }
+  }
+
   // Scaling section
   let scalingSection = null;
   if (args.extras && !env.addon.missing && selected.some((c) => c.id === SCALING.contender)) {
@@ -569,6 +618,33 @@ async function main() {
           : ''),
     );
   }
+  if (pathsSection) {
+    const body = pathsSection.contenders.flatMap((c) => {
+      const best = c.paths.find((x) => x.path === pathsSection.best);
+      return c.paths.map((x) => [
+        c.label,
+        x.path + (x.path === pathsSection.best ? ' (best here)' : ''),
+        x.ok ? fmt(x.sPerEpoch) : 'failed',
+        x.ok ? fmt(x.gflops) : '',
+        x.ok && x.predictMs !== null ? fmt(x.predictMs) : '',
+        x.ok && best?.ok ? times(x.sPerEpoch / best.sPerEpoch) : '',
+        x.ok && best?.ok && x.predictMs && best.predictMs ? times(x.predictMs / best.predictMs) : '',
+        x.weightsHash ? x.weightsHash.slice(0, 12) : '',
+      ]);
+    });
+    sections.push(
+      `### Kernel paths\n\nThe native contenders with each instruction-set path the addon can use on this CPU ` +
+        `(best here: ${pathsSection.best}; \`NEURALNET_MLP_ISA\` selects a lower one): ${pathsSection.epochs} timed epoch(s) after a warm-up ` +
+        `and the predict measurement, one fresh process per trial, ${pathsSection.rounds} round(s) with the paths alternating; medians. ` +
+        `"Best is ...×" is how much faster the best path is than this one. The hash is SHA-256 of the final weights: ` +
+        `the AVX2 and AVX-512 paths share their kernels and give the same bits; the generic path uses the C library's exp, so its last bits differ.\n\n` +
+        mdTable(
+          ['contender', 'path', 's/epoch', 'GFLOP/s', `predict ${kilo(mode.predict.images)} (ms)`, 'best is (epoch)', 'best is (predict)', 'weights hash'],
+          body,
+          ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'],
+        ),
+    );
+  }
   if (scalingSection) {
     const hidden = [...new Set(scalingSection.cells.map((c) => c.nHidden))];
     const sizes = [...new Set(scalingSection.cells.map((c) => c.samples))].sort((a, b) => a - b);
@@ -612,6 +688,7 @@ async function main() {
     targets: targetRows,
     float32VsFloat64: dtypeSection,
     threads: threadsSection,
+    kernelPaths: pathsSection,
     scaling: scalingSection,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });

@@ -3,7 +3,6 @@
  * backend), imported from the compiled dist/. Uses only the public API.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ENTRY, REPO_DIR } from '../workload.mjs';
@@ -34,8 +33,7 @@ export async function create(options, { train, model, minibatches }) {
   // fitSync and predict on the TypeScript backend run on the calling thread.
   const details = { backend: nn.backend, dtype: nn.options.dtype, threads: nn.backend === 'js' ? 1 : nn.options.threads };
   if (nn.backend === 'native') {
-    const info = nativeAddonInfo();
-    details.isa = createRequire(import.meta.url)(info.path).isa;
+    details.isa = nativeAddonInfo().isa;
   }
   let testImages;
   const cols = model.nFeatures;
