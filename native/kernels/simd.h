@@ -118,13 +118,13 @@ void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t
 
 // For every r < rows: v = z[r*ld + u] (+ bias[u] when bias is given), u < n; z[r*ld + u] = v
 // when a != z; a[r*ld + u] = 1 / (1 + exp(-v)); a[r*ld + u] = 0 for n <= u < ld. bias holds ld
-// elements (zero padding). The AVX2 path uses its own exp (see avx2.cpp for its error bound).
+// elements (zero padding). The vector paths use their own exp (see avx2.cpp for its error bound).
 template <typename T>
 void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 
 // terms[r * n + o] = log(1 + e^s), s = -z[r * ldz + o] when o == label[r] and z[r * ldz + o]
 // otherwise, for r < rows, o < n: the cross-entropy of a sigmoid output from its pre-activation
-// (never log(0)). ldz >= n rounded up to a multiple of 4. The AVX2 path uses its own exp and
+// (never log(0)). ldz >= n rounded up to a multiple of 4. The vector paths use their own exp and
 // log1p (see avx2.cpp for the error bound).
 template <typename T>
 void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
@@ -142,7 +142,7 @@ template <typename X>
 std::size_t countNonZero(Isa isa, const X* src, std::size_t n);
 
 // C[r * ldc + j] = sum over k < depth, in order from zero, of a[r * ars + k * acs] * b[k * ldb + j],
-// for r < rows and j < n (fused multiply-adds on the AVX2 path); only those elements of C are
+// for r < rows and j < n (fused multiply-adds on the vector paths); only those elements of C are
 // written. Rows of b hold simdPadded<T>(n) readable elements. For products whose b is small
 // (the output layer's 10 units): no packing, b stays in L1 and the rows of a stream past.
 template <typename T>
@@ -188,21 +188,21 @@ MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, st
 namespace avx512 {
 template <typename T, typename X>
 MLP_AVX512 void sparseGatherRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
-                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+                                 std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 template <typename T>
 MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                             std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 template <typename T, typename X>
 MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                               const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+                                 const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 template <typename T>
 MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
 MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                                double* terms);
+                                  double* terms);
 template <typename T>
 MLP_AVX512 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
+                             std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
 }  // namespace avx512
 #endif
 
