@@ -338,6 +338,11 @@ export class NeuralNetMLP {
     }));
   }
 
+  /** `X` checked as a feature matrix for this model (its float data scanned by the backend). */
+  #matrix(X: MatrixLike): Matrix<InputArray> {
+    return toMatrix('X', X, this.options.nFeatures, (data) => this.#backend.firstNonFinite(data));
+  }
+
   /** The weights to read: during an asynchronous fit, those of its last completed epoch. */
   #stableWeights(): FloatArray[] {
     return this.#snapshot ?? this.#net.weights;
@@ -345,7 +350,7 @@ export class NeuralNetMLP {
 
   #plan(X: MatrixLike, y: LabelsLike, epochs: number): FitPlan {
     const o = this.options;
-    const x = toMatrix('X', X, o.nFeatures);
+    const x = this.#matrix(X);
     const labels = toLabels('y', y, x.rows, o.nOutput);
     if (o.minibatches > x.rows) {
       throw outOfRange('options.minibatches', `an integer in [1, ${x.rows}] (at most one minibatch per row of X)`, o.minibatches);
@@ -526,7 +531,7 @@ export class NeuralNetMLP {
 
   /** Class labels: the argmax of the output layer for every row of `X` (ties go to the lower label). */
   predict(X: MatrixLike): Int32Array {
-    const x = toMatrix('X', X, this.options.nFeatures);
+    const x = this.#matrix(X);
     const labels = new Int32Array(x.rows);
     this.#currentPredictor().labels(x, labels);
     return labels;
@@ -548,7 +553,7 @@ export class NeuralNetMLP {
   }
 
   async #logitsAsync(X: MatrixLike): Promise<Matrix<FloatArray>> {
-    const x = toMatrix('X', X, this.options.nFeatures);
+    const x = this.#matrix(X);
     const nOut = this.options.nOutput;
     const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
     // A private copy of the weights: a fit may update the model's own arrays meanwhile.
@@ -558,7 +563,7 @@ export class NeuralNetMLP {
   }
 
   #logits(X: MatrixLike): Matrix<FloatArray> {
-    const x = toMatrix('X', X, this.options.nFeatures);
+    const x = this.#matrix(X);
     const nOut = this.options.nOutput;
     const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
     this.#currentPredictor().logits(x, data);
@@ -582,7 +587,7 @@ export class NeuralNetMLP {
     if (!isPlainObject(options)) throw invalidType('options', 'an object { epsilon? }', options);
     checkKnownKeys('options', options, ['epsilon']);
     const epsilon = options.epsilon === undefined ? 1e-5 : finiteAtLeast('options.epsilon', options.epsilon, 0, true);
-    const x = toMatrix('X', X, this.options.nFeatures);
+    const x = this.#matrix(X);
     const labels = toLabels('y', y, x.rows, this.options.nOutput);
     const net: NetState = {
       sizes: this.#net.sizes,
@@ -721,7 +726,7 @@ export class NeuralNetMLP {
 
   /** The analytic gradient (backpropagation, regularisation included) and cost over all rows, in float64. */
   gradient(X: MatrixLike, y: LabelsLike): { cost: number; grads: WeightMatrix[] } {
-    const x = toMatrix('X', X, this.options.nFeatures);
+    const x = this.#matrix(X);
     const labels = toLabels('y', y, x.rows, this.options.nOutput);
     const net: NetState = {
       sizes: this.#net.sizes,

@@ -63,7 +63,8 @@ export function oneOf<T extends string>(name: string, value: unknown, allowed: r
 }
 
 /** Index of the first NaN or infinite value, or -1. */
-function firstNonFinite(data: Float64Array | Float32Array): number {
+/** The index of the first NaN or ±Infinity in `data`, or -1 (the TypeScript backend's scan; the native one is vectorised). */
+export function firstNonFinite(data: Float64Array | Float32Array): number {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     // v - v is NaN exactly for NaN and +-Infinity: one comparison per element.
@@ -74,9 +75,15 @@ function firstNonFinite(data: Float64Array | Float32Array): number {
 
 /**
  * Checks a feature matrix and returns it as `{ data, rows, cols }`. Typed data is used as it is
- * (never copied or changed); an array of rows is copied once into a `Float64Array`.
+ * (never copied or changed); an array of rows is copied once into a `Float64Array`. `scan` finds
+ * a non-finite element of float data (the model passes its backend's).
  */
-export function toMatrix(name: string, value: unknown, expectedCols?: number): Matrix<InputArray> {
+export function toMatrix(
+  name: string,
+  value: unknown,
+  expectedCols?: number,
+  scan: (data: Float64Array | Float32Array) => number = firstNonFinite,
+): Matrix<InputArray> {
   let matrix: Matrix<InputArray>;
   if (Array.isArray(value)) {
     matrix = rowsToMatrix(name, value);
@@ -93,7 +100,7 @@ export function toMatrix(name: string, value: unknown, expectedCols?: number): M
       throw invalidValue(`Expected ${name}.data to have ${name}.rows * ${name}.cols = ${r * c} elements but it has ${data.length}`);
     }
     if (!(data instanceof Uint8Array)) {
-      const bad = firstNonFinite(data);
+      const bad = scan(data);
       if (bad >= 0) {
         throw outOfRange(`${name} (row ${Math.floor(bad / c)}, column ${bad % c})`, 'a finite number', data[bad]);
       }

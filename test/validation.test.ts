@@ -192,6 +192,31 @@ describe.each(backends)('argument validation (%s backend)', (backend) => {
       expectArgError(thrown(() => model.gradient(X as never, goodY)), kind, code, name);
     });
 
+    it('finds the first NaN or infinity anywhere in large float input, and accepts every finite value', () => {
+      // 1,000 rows: the native scan tests whole vectors in blocks, then a tail one by one.
+      const model = make();
+      const rows = 1000;
+      const n = rows * nFeatures;
+      const positions = [0, 1, 3, 4, 31, 32, 33, 63, 64, 65, 127, 128, 2047, 2048, n - 33, n - 32, n - 2, n - 1];
+      for (const Float of [Float64Array, Float32Array]) {
+        for (const bad of [NaN, Infinity, -Infinity]) {
+          for (const at of positions) {
+            const data = new Float(n);
+            data.fill(0.5);
+            data[at] = bad;
+            // A later non-finite value does not hide the first one.
+            if (at + 7 < n) data[at + 7] = NaN;
+            const where = `X (row ${Math.floor(at / nFeatures)}, column ${at % nFeatures})`;
+            expectArgError(thrown(() => model.predict({ data, rows, cols: nFeatures })), RangeError, RANGE, where);
+          }
+        }
+        const finite = new Float(n).fill(0.25);
+        const extremes = Float === Float64Array ? [Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, -0] : [3.4028234663852886e38, -3.4028234663852886e38, 1.401298464324817e-45, -0];
+        extremes.forEach((v, i) => (finite[i * 977] = v));
+        expect(() => model.predict({ data: finite, rows, cols: nFeatures })).not.toThrow();
+      }
+    });
+
     it.each(badYCases)('gradient: y %s', (_label, y, kind, code, name) => {
       expectArgError(thrown(() => make().gradient(goodX, y as never)), kind, code, name);
     });

@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { stateError } from '../errors.js';
+import { firstNonFinite } from '../validate.js';
 import type { Backend, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState } from './types.js';
 import type { WorkerReply, WorkerRequest, WorkerSetup } from './js-worker.js';
 
@@ -399,6 +400,7 @@ export function argmaxRows(data: FloatArray, rows: number, cols: number, out: In
 
 export const jsBackend: Backend = {
   name: 'js',
+  firstNonFinite,
 
   createRunner(_net, x, labels): EpochRunner {
     let worker: WorkerClient | undefined;

@@ -37,6 +37,7 @@ interface NativeAddon {
   Predictor: new (net: Pick<NetState, 'sizes' | 'weights'>, threads: number) => Predictor;
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
+  firstNonFinite(data: Float64Array | Float32Array): number;
   costAndGradient(
     net: Pick<NetState, 'sizes' | 'weights'>,
     x: Matrix,
@@ -49,7 +50,7 @@ interface NativeAddon {
 }
 
 /** Must equal the addon's `abiVersion` (bumped whenever its exports change). */
-const ABI_VERSION = 4;
+const ABI_VERSION = 5;
 const ADDON_NAME = 'neuralnet_mlp.node';
 /** Environment variable naming an explicit path to the addon file. */
 export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';
@@ -115,6 +116,7 @@ export function addonUnavailableMessage(failures: string[]): string {
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   return {
     name: 'native',
+    firstNonFinite: (data) => addon.firstNonFinite(data),
     createRunner: (net, x, labels, threads) => new addon.Trainer(net, x, labels, threads),
     outputLogits: (net, x, out, threads) => addon.outputLogits(net, x, out, threads),
     createPredictor: (net, threads) => new addon.Predictor(net, threads),

@@ -86,6 +86,11 @@ export interface Predictor {
 /** The kernels. All sizes have been validated by the caller; native code re-checks them anyway. */
 export interface Backend {
   readonly name: BackendName;
+  /**
+   * The index of the first NaN or ±Infinity in `data`, or -1 (the validation of float input,
+   * which reads every element: the native backend's is vectorised).
+   */
+  firstNonFinite(data: Float64Array | Float32Array): number;
   /** Prepares a training run over `x` and `labels` (kept by reference: they must not change during the run). */
   createRunner(net: NetState, x: Matrix, labels: Int32Array, threads: number): EpochRunner;
   /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */

@@ -663,16 +663,34 @@ Napi::Value CostAndGradient(const Napi::CallbackInfo& info) {
   }
 }
 
+// firstNonFinite(data): the index of the first NaN or +-Infinity in a Float64Array or
+// Float32Array, or -1 (the model's validation of float input, vectorised).
+Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::TypedArray ta = typedArray(env, info[0], "data");
+  const std::size_t n = ta.ElementLength();
+  std::size_t first;
+  if (ta.TypedArrayType() == napi_float64_array) {
+    first = mlp::firstNonFinite(mlp::activeIsa(), ta.As<Napi::Float64Array>().Data(), n);
+  } else if (ta.TypedArrayType() == napi_float32_array) {
+    first = mlp::firstNonFinite(mlp::activeIsa(), ta.As<Napi::Float32Array>().Data(), n);
+  } else {
+    throwType(env, "data", "a Float64Array or Float32Array");
+  }
+  return Napi::Number::New(env, first == n ? -1.0 : static_cast<double>(first));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", TrainerWrap::Define(env));
   exports.Set("Predictor", PredictorWrap::Define(env));
   exports.Set("outputLogits", Napi::Function::New<OutputLogits>(env, "outputLogits"));
   exports.Set("outputLogitsAsync", Napi::Function::New<OutputLogitsAsync>(env, "outputLogitsAsync"));
   exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));
+  exports.Set("firstNonFinite", Napi::Function::New<FirstNonFinite>(env, "firstNonFinite"));
   exports.Set("isa", Napi::String::New(env, mlp::isaName(mlp::activeIsa())));
   exports.Set("bestIsa", Napi::String::New(env, mlp::isaName(mlp::detectedIsa())));
   // Bumped whenever the exports change, so a stale build is reported as such, not half-used.
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

@@ -56,6 +56,12 @@ struct Vec<double> {
   MLP_AVX2_INLINE static type add(type a, type b) { return _mm256_add_pd(a, b); }
   MLP_AVX2_INLINE static type sub(type a, type b) { return _mm256_sub_pd(a, b); }
   MLP_AVX2_INLINE static type div(type a, type b) { return _mm256_div_pd(a, b); }
+  MLP_AVX2_INLINE static type notEqual(type a, type b) { return _mm256_cmp_pd(a, b, _CMP_NEQ_UQ); }
+  MLP_AVX2_INLINE static type orMask(type a, type b) { return _mm256_or_pd(a, b); }
+  MLP_AVX2_INLINE static bool anyMask(type m) { return _mm256_movemask_pd(m) != 0; }
+  MLP_AVX2_INLINE static uint32_t nonZeroBits(type v) {
+    return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_cmp_pd(v, _mm256_setzero_pd(), _CMP_NEQ_UQ)));
+  }
 };
 
 template <>
@@ -75,6 +81,12 @@ struct Vec<float> {
   MLP_AVX2_INLINE static type add(type a, type b) { return _mm256_add_ps(a, b); }
   MLP_AVX2_INLINE static type sub(type a, type b) { return _mm256_sub_ps(a, b); }
   MLP_AVX2_INLINE static type div(type a, type b) { return _mm256_div_ps(a, b); }
+  MLP_AVX2_INLINE static type notEqual(type a, type b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+  MLP_AVX2_INLINE static type orMask(type a, type b) { return _mm256_or_ps(a, b); }
+  MLP_AVX2_INLINE static bool anyMask(type m) { return _mm256_movemask_ps(m) != 0; }
+  MLP_AVX2_INLINE static uint32_t nonZeroBits(type v) {
+    return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+  }
 };
 
 // Tiles of up to 14 accumulators (+ 1 broadcast) for the gathers and 12 for the small
@@ -255,6 +267,37 @@ MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::si
   return k;
 }
 
+// compressRowBytes for float input: 32 elements' non-zero bits at a time (NaN counts as non-zero,
+// as in the portable version), then one loop over the set bits.
+template <typename T>
+MLP_AVX2 std::size_t compressRowFloats(const T* src, std::size_t n, std::size_t block, uint16_t* col, T* val,
+                                       uint32_t* bounds) {
+  using W = Vec<T>;
+  std::size_t k = 0, c = 0;
+  for (; c + 32 <= n; c += 32) {
+    if (c % block == 0) bounds[c / block] = static_cast<uint32_t>(k);
+    uint32_t mask = 0;
+    for (std::size_t j = 0; j < 32; j += W::width) mask |= W::nonZeroBits(W::load(src + c + j)) << j;
+    while (mask != 0) {
+      const unsigned i = static_cast<unsigned>(__builtin_ctz(mask));
+      col[k] = static_cast<uint16_t>(c + i);
+      val[k] = src[c + i];
+      ++k;
+      mask &= mask - 1;
+    }
+  }
+  for (; c < n; ++c) {
+    if (c % block == 0) bounds[c / block] = static_cast<uint32_t>(k);
+    if (src[c] != T(0)) {
+      col[k] = static_cast<uint16_t>(c);
+      val[k] = src[c];
+      ++k;
+    }
+  }
+  bounds[(n + block - 1) / block] = static_cast<uint32_t>(k);
+  return k;
+}
+
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
   std::size_t zeros = 0, c = 0;
   const __m256i zero = _mm256_setzero_si256();
@@ -271,6 +314,27 @@ MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
   }
   for (; c < n; ++c) zeros += src[c] == 0;
   return n - zeros;
+}
+
+template <typename T>
+MLP_AVX2 std::size_t firstNonFinite(const T* src, std::size_t n) {
+  using W = Vec<T>;
+  // x - x is 0 exactly when x is finite (NaN for NaN and +-infinity): eight vectors are tested
+  // per branch, and only a block with a hit is searched element by element.
+  constexpr std::size_t kBlock = 8 * W::width;
+  const typename W::type zero = W::zero();
+  std::size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    typename W::type bad = zero;
+    for (std::size_t j = 0; j < kBlock; j += W::width) {
+      const typename W::type v = W::load(src + i + j);
+      bad = W::orMask(bad, W::notEqual(W::sub(v, v), zero));
+    }
+    if (W::anyMask(bad)) break;
+  }
+  for (; i < n; ++i)
+    if (!(src[i] - src[i] == T(0))) return i;
+  return n;
 }
 
 template <typename T>
@@ -309,6 +373,11 @@ MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, st
 template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);
 template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, std::size_t, const int32_t*, double*);
+template std::size_t compressRowFloats<double>(const double*, std::size_t, std::size_t, uint16_t*, double*,
+                                               uint32_t*);
+template std::size_t compressRowFloats<float>(const float*, std::size_t, std::size_t, uint16_t*, float*, uint32_t*);
+template std::size_t firstNonFinite<double>(const double*, std::size_t);
+template std::size_t firstNonFinite<float>(const float*, std::size_t);
 template void gemmMicroKernel<double>(std::size_t, const double*, const double*, double*, std::size_t, std::size_t,
                                       std::size_t, bool);
 template void gemmMicroKernel<float>(std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

@@ -159,6 +159,8 @@ std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block,
 #if MLP_HAVE_AVX2
   if constexpr (std::is_same<X, uint8_t>::value) {
     if (isa >= Isa::Avx2) return avx2::compressRowBytes(src, n, block, col, val, bounds);
+  } else {
+    if (isa >= Isa::Avx2) return avx2::compressRowFloats(src, n, block, col, val, bounds);
   }
 #endif
   (void)isa;
@@ -186,6 +188,26 @@ std::size_t countNonZero(Isa isa, const X* src, std::size_t n) {
   std::size_t k = 0;
   for (std::size_t i = 0; i < n; ++i) k += src[i] != X(0);
   return k;
+}
+
+template <typename T>
+std::size_t firstNonFinite(Isa isa, const T* src, std::size_t n) {
+#if MLP_HAVE_AVX2
+  if (isa >= Isa::Avx2) return avx2::firstNonFinite(src, n);
+#endif
+  (void)isa;
+  // x - x is 0 exactly when x is finite (NaN for NaN and +-infinity). Whole blocks are tested
+  // without a branch per element (the compiler vectorises the block), then the hit is located.
+  constexpr std::size_t kBlock = 64;
+  std::size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    bool bad = false;
+    for (std::size_t j = 0; j < kBlock; ++j) bad |= !(src[i + j] - src[i + j] == T(0));
+    if (bad) break;
+  }
+  for (; i < n; ++i)
+    if (!(src[i] - src[i] == T(0))) return i;
+  return n;
 }
 
 template <typename T>
@@ -260,6 +282,8 @@ template std::size_t compressRow<uint8_t>(Isa, const uint8_t*, std::size_t, std:
 template std::size_t countNonZero<double>(Isa, const double*, std::size_t);
 template std::size_t countNonZero<float>(Isa, const float*, std::size_t);
 template std::size_t countNonZero<uint8_t>(Isa, const uint8_t*, std::size_t);
+template std::size_t firstNonFinite<double>(Isa, const double*, std::size_t);
+template std::size_t firstNonFinite<float>(Isa, const float*, std::size_t);
 template void smallProduct<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
                                    const double*, std::size_t, double*, std::size_t);
 template void smallProduct<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,

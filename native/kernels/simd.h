@@ -141,6 +141,10 @@ std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block,
 template <typename X>
 std::size_t countNonZero(Isa isa, const X* src, std::size_t n);
 
+// The index of the first NaN or +-infinity in src[0:n], or n when every element is finite.
+template <typename T>
+std::size_t firstNonFinite(Isa isa, const T* src, std::size_t n);
+
 // C[r * ldc + j] = sum over k < depth, in order from zero, of a[r * ars + k * acs] * b[k * ldb + j],
 // for r < rows and j < n (fused multiply-adds on the vector paths); only those elements of C are
 // written. Rows of b hold simdPadded<T>(n) readable elements. For products whose b is small
@@ -172,7 +176,12 @@ MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std
                                 double* terms);
 MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::size_t block, uint16_t* col,
                                       uint8_t* val, uint32_t* bounds);
+template <typename T>
+MLP_AVX2 std::size_t compressRowFloats(const T* src, std::size_t n, std::size_t block, uint16_t* col, T* val,
+                                       uint32_t* bounds);
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n);
+template <typename T>
+MLP_AVX2 std::size_t firstNonFinite(const T* src, std::size_t n);
 template <typename T>
 MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
                            std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
@@ -183,7 +192,7 @@ MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, st
 #endif
 
 #if MLP_HAVE_AVX512
-// The AVX-512 path has no kernels of its own for the byte scans and the dense GEMM micro-kernel:
+// The AVX-512 path has no kernels of its own for the scans and the dense GEMM micro-kernel:
 // it uses AVX2's (see avx512.cpp).
 namespace avx512 {
 template <typename T, typename X>
