@@ -102,6 +102,23 @@ struct Vec<double> {
   MLP_AVX512_INLINE static type add(type a, type b) { return _mm512_add_pd(a, b); }
   MLP_AVX512_INLINE static type sub(type a, type b) { return _mm512_sub_pd(a, b); }
   MLP_AVX512_INLINE static type div(type a, type b) { return _mm512_div_pd(a, b); }
+  MLP_AVX512_INLINE static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
+  MLP_AVX512_INLINE static type max(type a, type b) { return _mm512_max_pd(a, b); }
+  MLP_AVX512_INLINE static type min(type a, type b) { return _mm512_min_pd(a, b); }
+  MLP_AVX512_INLINE static type fnma(type a, type b, type c) { return _mm512_fnmadd_pd(a, b, c); }
+  MLP_AVX512_INLINE static type roundNearest(type x) {
+    return _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // 2^n for integral n in [-1022, 1023]: from the low bits of n + 1.5 * 2^52.
+  MLP_AVX512_INLINE static type pow2(type n) {
+    const __m512i bits = _mm512_castpd_si512(_mm512_add_pd(n, _mm512_set1_pd(6755399441055744.0)));
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(bits, _mm512_set1_epi64(1023)), 52));
+  }
+  MLP_AVX512_INLINE static type orSignBit(type v) { return _mm512_or_pd(v, _mm512_set1_pd(-0.0)); }
+  using mask = __mmask8;
+  MLP_AVX512_INLINE static mask greater(type a, type b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  MLP_AVX512_INLINE static type select(mask m, type ifTrue, type ifFalse) { return _mm512_mask_blend_pd(m, ifFalse, ifTrue); }
+  MLP_AVX512_INLINE static type onesWhere(mask m) { return _mm512_maskz_mov_pd(m, _mm512_set1_pd(1.0)); }
 };
 
 template <>
@@ -121,6 +138,18 @@ struct Vec<float> {
   MLP_AVX512_INLINE static type add(type a, type b) { return _mm512_add_ps(a, b); }
   MLP_AVX512_INLINE static type sub(type a, type b) { return _mm512_sub_ps(a, b); }
   MLP_AVX512_INLINE static type div(type a, type b) { return _mm512_div_ps(a, b); }
+  MLP_AVX512_INLINE static type mul(type a, type b) { return _mm512_mul_ps(a, b); }
+  MLP_AVX512_INLINE static type max(type a, type b) { return _mm512_max_ps(a, b); }
+  MLP_AVX512_INLINE static type min(type a, type b) { return _mm512_min_ps(a, b); }
+  MLP_AVX512_INLINE static type fnma(type a, type b, type c) { return _mm512_fnmadd_ps(a, b, c); }
+  MLP_AVX512_INLINE static type roundNearest(type x) {
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  // 2^n for integral n in [-126, 127]: from the low bits of n + 1.5 * 2^23.
+  MLP_AVX512_INLINE static type pow2(type n) {
+    const __m512i bits = _mm512_castps_si512(_mm512_add_ps(n, _mm512_set1_ps(12582912.0f)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
+  }
 };
 
 // Of the 32 ZMM registers: 24 accumulators + 1 broadcast for the gathers; for the small
@@ -135,91 +164,9 @@ MLP_AVX512_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
   return static_cast<uint64_t>(_mm512_test_epi8_mask(x, x));
 }
 
-// The AVX2 path's exp (avx2.cpp states its error bound), lane for lane the same operations.
-MLP_AVX512_INLINE __m512d expClamped(__m512d x) {
-  x = _mm512_max_pd(_mm512_set1_pd(-708.0), x);
-  x = _mm512_min_pd(_mm512_set1_pd(708.0), x);
-  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634074)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
-  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
-  static constexpr double c[14] = {1.0,
-                                   1.0,
-                                   1.0 / 2,
-                                   1.0 / 6,
-                                   1.0 / 24,
-                                   1.0 / 120,
-                                   1.0 / 720,
-                                   1.0 / 5040,
-                                   1.0 / 40320,
-                                   1.0 / 362880,
-                                   1.0 / 3628800,
-                                   1.0 / 39916800,
-                                   1.0 / 479001600,
-                                   1.0 / 6227020800.0};
-  __m512d p = _mm512_set1_pd(c[13]);
-  for (int k = 12; k >= 0; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[k]));
-  const __m512i bits = _mm512_castpd_si512(_mm512_add_pd(n, _mm512_set1_pd(6755399441055744.0)));
-  const __m512i scale = _mm512_slli_epi64(_mm512_add_epi64(bits, _mm512_set1_epi64(1023)), 52);
-  return _mm512_mul_pd(p, _mm512_castsi512_pd(scale));
-}
-
-MLP_AVX512_INLINE __m512 expClamped(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-  x = _mm512_min_ps(_mm512_set1_ps(87.0f), x);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  static constexpr float c[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
-  __m512 p = _mm512_set1_ps(c[7]);
-  for (int k = 6; k >= 0; --k) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[k]));
-  // 2^n from the low bits of n + 1.5 * 2^23 (|n| <= 126 after the clamp): the same scale AVX2
-  // builds with a float-to-int conversion.
-  const __m512i bits = _mm512_castps_si512(_mm512_add_ps(n, _mm512_set1_ps(12582912.0f)));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
-// The AVX2 path's log1p on [0, 1] (see avx2.cpp), lane for lane the same operations.
-MLP_AVX512_INLINE __m512d log1pUnit(__m512d x) {
-  const __m512d one = _mm512_set1_pd(1.0);
-  const __m512d u = _mm512_add_pd(one, x);
-  const __m512d c = _mm512_sub_pd(x, _mm512_sub_pd(u, one));
-  const __mmask8 big = _mm512_cmp_pd_mask(u, _mm512_set1_pd(1.41421356237309504880), _CMP_GT_OQ);
-  const __m512d k = _mm512_maskz_mov_pd(big, one);
-  const __m512d m = _mm512_mask_blend_pd(big, u, _mm512_mul_pd(u, _mm512_set1_pd(0.5)));
-  const __m512d f = _mm512_sub_pd(m, one);
-  const __m512d s = _mm512_div_pd(f, _mm512_add_pd(_mm512_set1_pd(2.0), f));
-  const __m512d z = _mm512_mul_pd(s, s);
-  const __m512d w = _mm512_mul_pd(z, z);
-  __m512d t1 = _mm512_fmadd_pd(w, _mm512_set1_pd(1.531383769920937332e-01), _mm512_set1_pd(2.222219843214978396e-01));
-  t1 = _mm512_mul_pd(w, _mm512_fmadd_pd(w, t1, _mm512_set1_pd(3.999999999940941908e-01)));
-  __m512d t2 = _mm512_fmadd_pd(w, _mm512_set1_pd(1.479819860511658591e-01), _mm512_set1_pd(1.818357216161805012e-01));
-  t2 = _mm512_fmadd_pd(w, t2, _mm512_set1_pd(2.857142874366239149e-01));
-  t2 = _mm512_mul_pd(z, _mm512_fmadd_pd(w, t2, _mm512_set1_pd(6.666666666666735130e-01)));
-  const __m512d r = _mm512_add_pd(t2, t1);
-  const __m512d hfsq = _mm512_mul_pd(_mm512_set1_pd(0.5), _mm512_mul_pd(f, f));
-  const __m512d log1pf = _mm512_sub_pd(f, _mm512_sub_pd(hfsq, _mm512_mul_pd(s, _mm512_add_pd(hfsq, r))));
-  const __m512d lo = _mm512_fmadd_pd(k, _mm512_set1_pd(1.90821492927058770002e-10), _mm512_div_pd(c, u));
-  return _mm512_fmadd_pd(k, _mm512_set1_pd(6.93147180369123816490e-01), _mm512_add_pd(log1pf, lo));
-}
-
-MLP_AVX512_INLINE __m512d softplusVec(__m512d v) {
-  const __m512d negAbs = _mm512_or_pd(v, _mm512_set1_pd(-0.0));
-  return _mm512_add_pd(_mm512_max_pd(_mm512_setzero_pd(), v), log1pUnit(expClamped(negAbs)));
-}
-
 MLP_AVX512_INLINE __m512d loadAsDouble(const double* p, __mmask8 k) { return _mm512_maskz_loadu_pd(k, p); }
 MLP_AVX512_INLINE __m512d loadAsDouble(const float* p, __mmask8 k) {
   return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, p));
-}
-
-template <typename T>
-MLP_AVX512_INLINE typename Vec<T>::type sigmoidVec(typename Vec<T>::type v) {
-  using W = Vec<T>;
-  const typename W::type e = expClamped(W::sub(W::zero(), v));
-  return W::div(W::set1(T(1)), W::add(W::set1(T(1)), e));
 }
 
 }  // namespace

@@ -118,14 +118,15 @@ void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t
 
 // For every r < rows: v = z[r*ld + u] (+ bias[u] when bias is given), u < n; z[r*ld + u] = v
 // when a != z; a[r*ld + u] = 1 / (1 + exp(-v)); a[r*ld + u] = 0 for n <= u < ld. bias holds ld
-// elements (zero padding). The vector paths use their own exp (see avx2.cpp for its error bound).
+// elements (zero padding). The vector paths use their own exp (vector_kernels.inl states its
+// error bound).
 template <typename T>
 void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 
 // terms[r * n + o] = log(1 + e^s), s = -z[r * ldz + o] when o == label[r] and z[r * ldz + o]
 // otherwise, for r < rows, o < n: the cross-entropy of a sigmoid output from its pre-activation
 // (never log(0)). ldz >= n rounded up to a multiple of 4. The vector paths use their own exp and
-// log1p (see avx2.cpp for the error bound).
+// log1p (see vector_kernels.inl for the error bound).
 template <typename T>
 void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
                        double* terms);
