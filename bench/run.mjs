@@ -404,7 +404,7 @@ async function main() {
       rows.push({ contender, result: { ok: false, skip: missing } });
       continue;
     }
-    const workload = workloadFor(contender, mode, modeName);
+    const workload = { ...workloadFor(contender, mode, modeName), predictInputs: true };
     log(`- ${contender.label}: running (${workload.warmup.epochs ? `${workload.warmup.epochs} warm-up epoch` : `warm-up on ${workload.warmup.samples} images`} + ${workload.timedEpochs} timed on ${workload.samples.toLocaleString('en-US')} images)...`);
     const result = derive(await runTrial(contender, workload, env, mode.trialTimeoutMs), workload);
     if (result.ok) {
@@ -565,6 +565,24 @@ async function main() {
     .filter((r) => r.result.ok)
     .map(({ contender, result: r }) => `${contender.label}: ${r.version}${detailText(r.details)}`);
   sections.push(`Versions: ${versions.join('; ')}.`);
+  const withInputs = rows.filter((r) => r.result.ok && r.result.predictInputs && r.result.predict);
+  if (withInputs.length) {
+    const kinds = [...new Set(withInputs.flatMap((r) => Object.keys(r.result.predictInputs)))];
+    sections.push(
+      `Prediction from float input: the same ${kilo(mode.predict.images)} test images as floats (pixels / 255), as a server parsing JSON ` +
+        `would pass them, beside the Uint8Array pixels (median of repeats; float input is checked for NaN and infinity on every call, ` +
+        `and is 4 or 8 times the bytes).\n\n` +
+        mdTable(
+          ['contender', 'Uint8Array (ms)', ...kinds.map((k) => `${k} (ms)`)],
+          withInputs.map(({ contender, result: r }) => [
+            contender.label,
+            fmt(r.predict.msMedian),
+            ...kinds.map((k) => (r.predictInputs[k] ? fmt(r.predictInputs[k].msMedian) : 'n/a')),
+          ]),
+          ['l', 'r', ...kinds.map(() => 'r')],
+        ),
+    );
+  }
   const skipped = rows.filter((r) => !r.result.ok);
   if (skipped.length) {
     sections.push(`Not measured: ${skipped.map(({ contender, result }) => `${contender.label}: ${result.skip ?? 'failed, see the log'}`).join('; ')}.`);

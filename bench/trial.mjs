@@ -12,6 +12,7 @@
  *                                         // samples: one untimed pass over that many samples first
  *     timedEpochs,
  *     predict: { images, minReps, maxReps, budgetMs } | null,   // the first `images` test images
+ *     predictInputs?: boolean,  // also time predictions from the contender's other input kinds (inputKinds)
  *     latency: { calls, warmupCalls, budgetMs } | null,
  *     hashWeights: boolean,
  *     paired: { variants: [a, b], rounds } | undefined,   // instead of the above: epochs with
@@ -85,6 +86,13 @@ async function main(spec) {
     c.preparePredict(test);
     result.testAccuracy = accuracy(await c.predictAll(), test.labels); // also the warm-up call
     if (workload.predict) result.predict = measurePredict(c, workload.predict, test.images.rows);
+    if (workload.predict && workload.predictInputs && c.inputKinds) {
+      result.predictInputs = {};
+      for (const kind of c.inputKinds) {
+        c.predictAllAs(kind); // warm-up
+        result.predictInputs[kind] = measurePredict({ predictAll: () => c.predictAllAs(kind) }, workload.predict, test.images.rows);
+      }
+    }
     if (workload.latency) result.latency = measureLatency(c, workload.latency, test.images.rows);
   }
   result.peakRssMB = maxRssMB();

@@ -36,6 +36,7 @@ export async function create(options, { train, model, minibatches }) {
     details.isa = nativeAddonInfo().isa;
   }
   let testImages;
+  let floatImages;
   const cols = model.nFeatures;
   return {
     version,
@@ -57,9 +58,14 @@ export async function create(options, { train, model, minibatches }) {
     },
     preparePredict(test) {
       testImages = test.images;
+      const scaled = (Float) => ({ data: Float.from(test.images.data, (v) => v / 255), rows: test.images.rows, cols });
+      floatImages = { Float64Array: scaled(Float64Array), Float32Array: scaled(Float32Array) };
     },
     /** Labels of all test images, straight from the uint8 pixels. */
     predictAll: () => nn.predict(testImages),
+    /** The same images as floats (pixels / 255), as a server parsing JSON would pass them. */
+    inputKinds: ['Float64Array', 'Float32Array'],
+    predictAllAs: (kind) => nn.predict(floatImages[kind]),
     predictOne: (i) => nn.predict({ data: testImages.data.subarray(i * cols, (i + 1) * cols), rows: 1, cols })[0],
     weightsHash() {
       const h = createHash('sha256');
