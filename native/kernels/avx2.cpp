@@ -60,7 +60,9 @@ struct Vec<double> {
   MLP_AVX2_INLINE static type max(type a, type b) { return _mm256_max_pd(a, b); }
   MLP_AVX2_INLINE static type min(type a, type b) { return _mm256_min_pd(a, b); }
   MLP_AVX2_INLINE static type fnma(type a, type b, type c) { return _mm256_fnmadd_pd(a, b, c); }
-  MLP_AVX2_INLINE static type roundNearest(type x) { return _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  MLP_AVX2_INLINE static type roundNearest(type x) {
+    return _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
   // 2^n for integral n in [-1022, 1023]: from the low bits of n + 1.5 * 2^52.
   MLP_AVX2_INLINE static type pow2(type n) {
     const __m256i bits = _mm256_castpd_si256(_mm256_add_pd(n, _mm256_set1_pd(6755399441055744.0)));
@@ -100,7 +102,9 @@ struct Vec<float> {
   MLP_AVX2_INLINE static type max(type a, type b) { return _mm256_max_ps(a, b); }
   MLP_AVX2_INLINE static type min(type a, type b) { return _mm256_min_ps(a, b); }
   MLP_AVX2_INLINE static type fnma(type a, type b, type c) { return _mm256_fnmadd_ps(a, b, c); }
-  MLP_AVX2_INLINE static type roundNearest(type x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  MLP_AVX2_INLINE static type roundNearest(type x) {
+    return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
   // 2^n for integral n in [-126, 127]: from the low bits of n + 1.5 * 2^23.
   MLP_AVX2_INLINE static type pow2(type n) {
     const __m256i bits = _mm256_castps_si256(_mm256_add_ps(n, _mm256_set1_ps(12582912.0f)));

@@ -117,7 +117,9 @@ struct Vec<double> {
   MLP_AVX512_INLINE static type orSignBit(type v) { return _mm512_or_pd(v, _mm512_set1_pd(-0.0)); }
   using mask = __mmask8;
   MLP_AVX512_INLINE static mask greater(type a, type b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
-  MLP_AVX512_INLINE static type select(mask m, type ifTrue, type ifFalse) { return _mm512_mask_blend_pd(m, ifFalse, ifTrue); }
+  MLP_AVX512_INLINE static type select(mask m, type ifTrue, type ifFalse) {
+    return _mm512_mask_blend_pd(m, ifFalse, ifTrue);
+  }
   MLP_AVX512_INLINE static type onesWhere(mask m) { return _mm512_maskz_mov_pd(m, _mm512_set1_pd(1.0)); }
 };
 
@@ -157,7 +159,9 @@ struct Vec<float> {
 // row from 11 vectors on, b then read straight from L1 by the multiply-adds).
 constexpr std::size_t kMaxTile = 24;
 constexpr std::size_t kSmallProductVectors = 16;
-constexpr std::size_t smallProductRows(std::size_t nv) { return nv >= 11 ? 1 : std::min<std::size_t>(8, (31 - nv) / nv); }
+constexpr std::size_t smallProductRows(std::size_t nv) {
+  return nv >= 11 ? 1 : std::min<std::size_t>(8, (31 - nv) / nv);
+}
 
 MLP_AVX512_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
   const __m512i x = _mm512_loadu_si512(p);

@@ -7,8 +7,12 @@
 //                                   loads and stores the whole vector, which the layout makes
 //                                   valid (rows are whole AVX2 vectors wide, simd.h).
 //                                   storeFirst stores only `lanes` on every path (for outputs
-//                                   whose rows are not padded);
+//                                   whose rows are not padded). The arithmetic (fma, fnma, add,
+//                                   sub, mul, div, max, min, roundNearest, pow2) is lane by lane;
+//                                   Vec<double> also has orSignBit, a mask type, greater, select
+//                                   and onesWhere for log1p;
 //   kMaxTile                        accumulator vectors a gather tile keeps in registers;
+//   kSmallProductVectors            vectors of a small product's row computed at once;
 //   smallProductRows(nv)            rows a small-product tile computes at once for nv vectors;
 //   nonZeroBits64(p)                bit i set when byte p[i] != 0, for i < 64.
 // Each output element is computed by the same operations in the same order on every vector
