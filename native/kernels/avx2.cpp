@@ -230,6 +230,20 @@ MLP_AVX2 std::size_t compressRowFloats(const T* src, std::size_t n, std::size_t 
   return k;
 }
 
+MLP_AVX2 void nonZeroByteMasks(std::size_t rows, const uint8_t* const* x, std::size_t cols, uint64_t* masks) {
+  const std::size_t groups = (cols + 63) / 64, whole = cols / 64;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const uint8_t* xr = x[r];
+    uint64_t* mr = masks + r * groups;
+    for (std::size_t g = 0; g < whole; ++g) mr[g] = nonZeroBits64(xr + g * 64);
+    if (whole < groups) {
+      uint64_t mask = 0;
+      for (std::size_t i = whole * 64; i < cols; ++i) mask |= static_cast<uint64_t>(xr[i] != 0) << (i - whole * 64);
+      mr[whole] = mask;
+    }
+  }
+}
+
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
   std::size_t zeros = 0, c = 0;
   const __m256i zero = _mm256_setzero_si256();

@@ -9,7 +9,7 @@
 // Kept on AVX2 here, deliberately: the dense GEMM micro-kernel (its packed panels are NR = 8
 // doubles or 16 floats wide, one ZMM vector, so 4 rows would give only 4 independent
 // accumulators: latency-bound, no faster than AVX2's 8), and the byte scans (compressRowBytes,
-// countNonZeroBytes), which are not where the time goes.
+// countNonZeroBytes, nonZeroByteMasks), which are not where the time goes.
 //
 // With MLP_EMULATE_AVX512 (test builds only) the same code is compiled against SIMDe's portable
 // AVX-512 (plus the few masked operations it lacks, below) for an AVX2 + FMA machine.
@@ -161,11 +161,6 @@ constexpr std::size_t kMaxTile = 24;
 constexpr std::size_t kSmallProductVectors = 16;
 constexpr std::size_t smallProductRows(std::size_t nv) {
   return nv >= 11 ? 1 : std::min<std::size_t>(8, (31 - nv) / nv);
-}
-
-MLP_AVX512_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
-  const __m512i x = _mm512_loadu_si512(p);
-  return static_cast<uint64_t>(_mm512_test_epi8_mask(x, x));
 }
 
 MLP_AVX512_INLINE __m512d loadAsDouble(const double* p, __mmask8 k) { return _mm512_maskz_loadu_pd(k, p); }

@@ -25,7 +25,7 @@ constexpr std::size_t kDensitySampleRows = 256;
 // (kGradientBlockBytes) stay in L1, buckets the block's non-zeros by feature, and sums each
 // feature's terms in registers (no store per non-zero).
 constexpr std::size_t kForwardRows = 64;
-constexpr std::size_t kFeatureBlock = 64;  // a multiple of 32 (compressRow)
+constexpr std::size_t kFeatureBlock = 64;  // a multiple of 64 (byteGatherRows; compressRow needs 32)
 constexpr std::size_t kGradientBlockBytes = 24576;
 // Features per step of the layer-1 gradient's transposition into the weights' layout.
 constexpr std::size_t kTransposeBlock = 16;
@@ -280,16 +280,15 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
       const uint8_t** rowPtr = s.rowPtr.ensure(r1 - r0);
       for (std::size_t r = r0; r < r1; ++r)
         rowPtr[r - r0] = reinterpret_cast<const uint8_t*>(x_.data + sampleRow(rows, row0, r) * x_.cols);
+      const std::size_t groups = (K + 63) / 64;
+      uint64_t* masks = s.byteMasks.ensure(kForwardRows * groups);
       for (std::size_t s0 = r0; s0 < r1; s0 += kForwardRows) {
         const std::size_t s1 = std::min(r1, s0 + kForwardRows);
         for (std::size_t r = s0; r < s1; ++r) std::copy(biases_[0].begin(), biases_[0].end(), a1 + r * ld);
-        // The next rows are read after these; fetch them now (each row is read once per
-        // feature block, and the first of those reads would otherwise wait for memory).
-        for (std::size_t r = s1; r < std::min(r1, s1 + kForwardRows); ++r)
-          for (std::size_t q = 0; q < K; q += kCacheLine) __builtin_prefetch(rowPtr[r - r0] + q);
+        nonZeroByteMasks(isa_, s1 - s0, rowPtr + (s0 - r0), K, masks);
         for (std::size_t j0 = 0; j0 < K; j0 += featureBlock_)
-          byteGatherRows(isa_, s1 - s0, rowPtr + (s0 - r0), j0, std::min(K, j0 + featureBlock_), w1T_.data(), ld,
-                         a1 + s0 * ld, ld, width1_);
+          byteGatherRows(isa_, s1 - s0, rowPtr + (s0 - r0), masks, groups, j0, std::min(K, j0 + featureBlock_),
+                         w1T_.data(), ld, a1 + s0 * ld, ld, width1_);
         biasSigmoid<T>(isa_, s1 - s0, H, ld, nullptr, a1 + s0 * ld, a1 + s0 * ld);
       }
     } else if (sparse_) {

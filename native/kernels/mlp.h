@@ -127,8 +127,9 @@ class Trainer {
     RawBuffer<uint16_t> rowCol;  // the task's minibatch rows, contiguous
     RawBuffer<X> rowVal;
     RawBuffer<uint32_t> rowBounds;
-    RawBuffer<const uint8_t*> rowPtr;
-    RawBuffer<int32_t> labels;  // the task's samples' labels  // the task's byte rows, when prediction reads them directly
+    RawBuffer<const uint8_t*> rowPtr;  // the task's byte rows, when prediction reads them directly
+    RawBuffer<uint64_t> byteMasks;     // and their non-zero bytes (nonZeroByteMasks)
+    RawBuffer<int32_t> labels;         // the task's samples' labels
     RawBuffer<uint32_t> cscCount;  // a sample block's non-zeros by feature
     RawBuffer<uint16_t> cscRow;
     RawBuffer<X> cscVal;

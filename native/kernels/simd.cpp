@@ -69,23 +69,41 @@ void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::siz
   }
 }
 
+void nonZeroByteMasks(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t cols, uint64_t* masks) {
+#if MLP_HAVE_AVX2
+  if (isa >= Isa::Avx2) return avx2::nonZeroByteMasks(rows, x, cols, masks);
+#endif
+  (void)isa;
+  const std::size_t groups = (cols + 63) / 64;
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t g = 0; g < groups; ++g) {
+      uint64_t mask = 0;
+      for (std::size_t i = 0, n = std::min<std::size_t>(64, cols - g * 64); i < n; ++i)
+        mask |= static_cast<uint64_t>(x[r][g * 64 + i] != 0) << i;
+      masks[r * groups + g] = mask;
+    }
+}
+
 template <typename T>
-void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                    std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
+void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const uint64_t* masks, std::size_t groups,
+                    std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
+                    std::size_t width) {
 #if MLP_HAVE_AVX512
-  if (isa == Isa::Avx512) return avx512::byteGatherRows(rows, x, j0, j1, wT, ldw, z, ldz, width);
+  if (isa == Isa::Avx512) return avx512::byteGatherRows(rows, x, masks, groups, j0, j1, wT, ldw, z, ldz, width);
 #endif
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::byteGatherRows(rows, x, j0, j1, wT, ldw, z, ldz, width);
+  if (isa == Isa::Avx2) return avx2::byteGatherRows(rows, x, masks, groups, j0, j1, wT, ldw, z, ldz, width);
 #endif
   (void)isa;
   for (std::size_t r = 0; r < rows; ++r) {
     T* zr = z + r * ldz;
-    for (std::size_t j = j0; j < j1; ++j) {
-      if (x[r][j] == 0) continue;
-      const T v = static_cast<T>(x[r][j]);
-      const T* w = wT + j * ldw;
-      for (std::size_t u = 0; u < width; ++u) zr[u] += v * w[u];
+    for (std::size_t c = j0; c < j1; c += 64) {
+      for (uint64_t mask = masks[r * groups + c / 64]; mask != 0; mask &= mask - 1) {
+        const std::size_t j = c + static_cast<unsigned>(__builtin_ctzll(mask));
+        const T v = static_cast<T>(x[r][j]);
+        const T* w = wT + j * ldw;
+        for (std::size_t u = 0; u < width; ++u) zr[u] += v * w[u];
+      }
     }
   }
 }
@@ -265,10 +283,10 @@ MLP_SPARSE_INSTANTIATE(double, uint8_t)
 MLP_SPARSE_INSTANTIATE(float, double)
 MLP_SPARSE_INSTANTIATE(float, float)
 MLP_SPARSE_INSTANTIATE(float, uint8_t)
-template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, std::size_t, std::size_t, const double*,
-                                     std::size_t, double*, std::size_t, std::size_t);
-template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, std::size_t, std::size_t, const float*,
-                                    std::size_t, float*, std::size_t, std::size_t);
+template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
+                                     std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
+template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
+                                    std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
 template void crossEntropyTerms<double>(Isa, std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);
 template void crossEntropyTerms<float>(Isa, std::size_t, std::size_t, const float*, std::size_t, const int32_t*,

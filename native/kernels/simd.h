@@ -102,13 +102,20 @@ template <typename T, typename X>
 void sparseGatherRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
                       std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 
+// masks[r * groups + g], groups = ceil(cols / 64): bit i set when x[r][64 g + i] != 0 (bits at
+// and past cols clear).
+void nonZeroByteMasks(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t cols, uint64_t* masks);
+
 // The same sums as sparseGatherRows over the features [j0, j1), read straight from byte rows
 // x[r][0:cols] instead of a compressed index: z[r * ldz + 0:width] += x[r][j] * wT[j * ldw + 0:width]
-// for each non-zero x[r][j], in feature order. (Prediction reads each row once, so compressing
-// it first would only add a pass.)
+// for each non-zero x[r][j], in feature order. The non-zeros are found through `masks`
+// (nonZeroByteMasks of the same rows, `groups` per row); j0 is a multiple of 64, and j1 one too or
+// cols. (Prediction reads each row once, so compressing it first would only add a pass; the masks
+// are computed in one pass ahead, so that no loop over a block's non-zeros waits for its bytes.)
 template <typename T>
-void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                    std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const uint64_t* masks, std::size_t groups,
+                    std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
+                    std::size_t width);
 
 // For every j < n: gT[j * ldg + 0:width] += sum_e val[e] * d[row[e] * ldd + 0:width] over
 // e in [j * slot, j * slot + count[j]), in that order (weight gradient of layer 1, column by column).
@@ -165,8 +172,9 @@ template <typename T, typename X>
 MLP_AVX2 void sparseGatherRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
                                std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 template <typename T>
-MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                             std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const uint64_t* masks, std::size_t groups,
+                             std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
+                             std::size_t width);
 template <typename T, typename X>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
                                const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
@@ -181,6 +189,7 @@ template <typename T>
 MLP_AVX2 std::size_t compressRowFloats(const T* src, std::size_t n, std::size_t block, uint16_t* col, T* val,
                                        uint32_t* bounds);
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n);
+MLP_AVX2 void nonZeroByteMasks(std::size_t rows, const uint8_t* const* x, std::size_t cols, uint64_t* masks);
 template <typename T>
 MLP_AVX2 std::size_t firstNonFinite(const T* src, std::size_t n);
 template <typename T>
@@ -200,8 +209,9 @@ template <typename T, typename X>
 MLP_AVX512 void sparseGatherRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* wT,
                                  std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
 template <typename T>
-MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width);
+MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const uint64_t* masks, std::size_t groups,
+                               std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
+                               std::size_t width);
 template <typename T, typename X>
 MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
                                  const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);

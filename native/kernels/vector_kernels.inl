@@ -13,8 +13,7 @@
 //                                   and onesWhere for log1p;
 //   kMaxTile                        accumulator vectors a gather tile keeps in registers;
 //   kSmallProductVectors            vectors of a small product's row computed at once;
-//   smallProductRows(nv)            rows a small-product tile computes at once for nv vectors;
-//   nonZeroBits64(p)                bit i set when byte p[i] != 0, for i < 64.
+//   smallProductRows(nv)            rows a small-product tile computes at once for nv vectors.
 // Each output element is computed by the same operations in the same order on every vector
 // path (one fused multiply-add per term, in the order of the terms), so the paths give the
 // same bits: only how many elements one instruction holds differs.
@@ -157,31 +156,21 @@ MLP_TARGET void gatherRowsTile(std::size_t rows, const SparseRow<V>* x, std::siz
 }
 
 template <typename T, std::size_t NV>
-MLP_TARGET void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1,
-                                   const T* wT, std::size_t ldw, T* z, std::size_t ldz, typename Vec<T>::part tail) {
+MLP_TARGET void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, const uint64_t* masks,
+                                   std::size_t groups, std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw,
+                                   T* z, std::size_t ldz, typename Vec<T>::part tail) {
   using W = Vec<T>;
   for (std::size_t r = 0; r < rows; ++r) {
     const uint8_t* xr = x[r];
+    const uint64_t* mr = masks + r * groups;
     T* zr = z + r * ldz;
-    // A mispredicted loop exit ends every row, so the next rows' bytes are requested ahead.
-    if (r + 2 < rows) {
-      __builtin_prefetch(x[r + 2] + j0);
-      __builtin_prefetch(x[r + 2] + j1 - 1);
-    }
     typename W::type acc[NV];
     for (std::size_t i = 0; i < NV; ++i) acc[i] = loadTile<T, NV>(zr, i, tail);
+    // One loop over the set bits of each 64 features: one hard-to-predict loop exit per group,
+    // after which the next group's bits are at hand (the pixels are only needed for the sums).
     for (std::size_t c = j0; c < j1; c += 64) {
-      // The non-zero bytes of features [c, c + 64) as bits (the last group may be shorter): one
-      // loop over them, so one hard-to-predict loop exit per 64 features.
-      uint64_t mask = 0;
-      if (c + 64 <= j1) {
-        mask = nonZeroBits64(xr + c);
-      } else {
-        for (std::size_t i = 0; i < j1 - c; ++i) mask |= static_cast<uint64_t>(xr[c + i] != 0) << i;
-      }
-      while (mask != 0) {
+      for (uint64_t mask = mr[c / 64]; mask != 0; mask &= mask - 1) {
         const std::size_t j = c + static_cast<unsigned>(__builtin_ctzll(mask));
-        mask &= mask - 1;
         const typename W::type v = W::set1(static_cast<T>(xr[j]));
         const T* w = wT + j * ldw;
         for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(w, i, tail), acc[i]);
@@ -283,10 +272,11 @@ MLP_TARGET void sparseGatherRows(std::size_t rows, const SparseRow<V>* x, std::s
 }
 
 template <typename T>
-MLP_TARGET void byteGatherRows(std::size_t rows, const uint8_t* const* x, std::size_t j0, std::size_t j1, const T* wT,
-                               std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
+MLP_TARGET void byteGatherRows(std::size_t rows, const uint8_t* const* x, const uint64_t* masks, std::size_t groups,
+                               std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
+                               std::size_t width) {
   forEachTile<T>(width, [&](auto nv, std::size_t off, typename Vec<T>::part tail) {
-    byteGatherRowsTile<T, decltype(nv)::value>(rows, x, j0, j1, wT + off, ldw, z + off, ldz, tail);
+    byteGatherRowsTile<T, decltype(nv)::value>(rows, x, masks, groups, j0, j1, wT + off, ldw, z + off, ldz, tail);
   });
 }
 
@@ -345,10 +335,10 @@ MLP_VECTOR_SPARSE_INSTANTIATE(float, double)
 MLP_VECTOR_SPARSE_INSTANTIATE(float, float)
 MLP_VECTOR_SPARSE_INSTANTIATE(float, uint8_t)
 #undef MLP_VECTOR_SPARSE_INSTANTIATE
-template void byteGatherRows<double>(std::size_t, const uint8_t* const*, std::size_t, std::size_t, const double*,
-                                     std::size_t, double*, std::size_t, std::size_t);
-template void byteGatherRows<float>(std::size_t, const uint8_t* const*, std::size_t, std::size_t, const float*,
-                                    std::size_t, float*, std::size_t, std::size_t);
+template void byteGatherRows<double>(std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
+                                     std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
+template void byteGatherRows<float>(std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
+                                    std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
 template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template void smallProduct<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
