@@ -416,8 +416,7 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / (ld * sizeof(T))));
   // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot.
   uint32_t* __restrict count = s.cscCount.ensure(nJ);
-  uint16_t* __restrict row = s.cscRow.ensure(nJ * block);
-  X* __restrict val = s.cscVal.ensure(nJ * block);
+  ColumnEntry<X>* __restrict entries = s.cscEntries.ensure(nJ * block);
   const T* d = deltas_[1].data();
   for (std::size_t s0 = 0; s0 < m; s0 += block) {
     const std::size_t s1 = std::min(m, s0 + block);
@@ -429,12 +428,10 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
       const uint16_t rr = static_cast<uint16_t>(r - s0);
       for (uint32_t k = k0; k < k1; ++k) {
         const std::size_t j = col[k] - j0;
-        const std::size_t p = j * block + count[j]++;
-        row[p] = rr;
-        val[p] = x[k];
+        entries[j * block + count[j]++] = ColumnEntry<X>{rr, x[k]};
       }
     }
-    sparseGatherCols(isa_, nJ, count, block, row, val, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_);
+    sparseGatherCols(isa_, nJ, count, block, entries, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_);
   }
 }
 

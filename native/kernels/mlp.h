@@ -131,8 +131,7 @@ class Trainer {
     RawBuffer<uint64_t> byteMasks;     // and their non-zero bytes (nonZeroByteMasks)
     RawBuffer<int32_t> labels;         // the task's samples' labels
     RawBuffer<uint32_t> cscCount;  // a sample block's non-zeros by feature
-    RawBuffer<uint16_t> cscRow;
-    RawBuffer<X> cscVal;
+    RawBuffer<ColumnEntry<X>> cscEntries;
     GemmBuffers<T> gemm;
   };
 

@@ -117,11 +117,20 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const ui
                     std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                     std::size_t width);
 
-// For every j < n: gT[j * ldg + 0:width] += sum_e val[e] * d[row[e] * ldd + 0:width] over
+// One non-zero of a feature's column within a block of samples: the sample's row in the block and
+// the value. (Row and value side by side: the counting sort that fills the columns then writes one
+// place per non-zero, not two.)
+template <typename X>
+struct ColumnEntry {
+  uint16_t row;
+  X val;
+};
+
+// For every j < n: gT[j * ldg + 0:width] += sum_e e.val * d[e.row * ldd + 0:width] over the entries
 // e in [j * slot, j * slot + count[j]), in that order (weight gradient of layer 1, column by column).
 template <typename T, typename X>
-void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                      const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+                      const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 
 // For every r < rows: v = z[r*ld + u] (+ bias[u] when bias is given), u < n; z[r*ld + u] = v
 // when a != z; a[r*ld + u] = 1 / (1 + exp(-v)); a[r*ld + u] = 0 for n <= u < ld. bias holds ld
@@ -176,8 +185,8 @@ MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const ui
                              std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                              std::size_t width);
 template <typename T, typename X>
-MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                               const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+                               const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
@@ -213,8 +222,8 @@ MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
                                std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                                std::size_t width);
 template <typename T, typename X>
-MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                                 const X* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+                                 const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 template <typename T>
 MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>

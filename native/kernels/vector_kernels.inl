@@ -181,9 +181,8 @@ MLP_TARGET void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, co
 }
 
 template <typename T, typename V, std::size_t NV>
-MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                               const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg,
-                               typename Vec<T>::part tail) {
+MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<V>* entries,
+                               const T* d, std::size_t ldd, T* gT, std::size_t ldg, typename Vec<T>::part tail) {
   using W = Vec<T>;
   for (std::size_t j = 0; j < n; ++j) {
     const std::size_t e0 = j * slot, e1 = e0 + count[j];
@@ -192,8 +191,8 @@ MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t
     typename W::type acc[NV];
     for (std::size_t i = 0; i < NV; ++i) acc[i] = loadTile<T, NV>(g, i, tail);
     for (std::size_t e = e0; e < e1; ++e) {
-      const typename W::type v = W::set1(static_cast<T>(val[e]));
-      const T* dr = d + static_cast<std::size_t>(row[e]) * ldd;
+      const typename W::type v = W::set1(static_cast<T>(entries[e].val));
+      const T* dr = d + static_cast<std::size_t>(entries[e].row) * ldd;
       for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(dr, i, tail), acc[i]);
     }
     for (std::size_t i = 0; i < NV; ++i) storeTile<T, NV>(g, i, acc[i], tail);
@@ -281,10 +280,11 @@ MLP_TARGET void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
 }
 
 template <typename T, typename V>
-MLP_TARGET void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const uint16_t* row,
-                                 const V* val, const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
+MLP_TARGET void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot,
+                                 const ColumnEntry<V>* entries, const T* d, std::size_t ldd, T* gT, std::size_t ldg,
+                                 std::size_t width) {
   forEachTile<T>(width, [&](auto nv, std::size_t off, typename Vec<T>::part tail) {
-    gatherColsTile<T, V, decltype(nv)::value>(n, count, slot, row, val, d + off, ldd, gT + off, ldg, tail);
+    gatherColsTile<T, V, decltype(nv)::value>(n, count, slot, entries, d + off, ldd, gT + off, ldg, tail);
   });
 }
 
@@ -326,7 +326,7 @@ MLP_TARGET void smallProduct(std::size_t rows, std::size_t n, std::size_t depth,
 #define MLP_VECTOR_SPARSE_INSTANTIATE(T, V)                                                                        \
   template void sparseGatherRows<T, V>(std::size_t, const SparseRow<V>*, std::size_t, std::size_t, const T*,      \
                                        std::size_t, T*, std::size_t, std::size_t);                                 \
-  template void sparseGatherCols<T, V>(std::size_t, const uint32_t*, std::size_t, const uint16_t*, const V*,      \
+  template void sparseGatherCols<T, V>(std::size_t, const uint32_t*, std::size_t, const ColumnEntry<V>*,         \
                                        const T*, std::size_t, T*, std::size_t, std::size_t);
 MLP_VECTOR_SPARSE_INSTANTIATE(double, double)
 MLP_VECTOR_SPARSE_INSTANTIATE(double, float)
