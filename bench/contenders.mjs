@@ -162,3 +162,24 @@ export const SCALING = {
   samples: [10000, 30000, 60000],
   maxWork: { full: Infinity, quick: 1.5e6 },
 };
+
+/**
+ * The compute floor (the issue's yardstick for the epoch): OpenBLAS's rate on a large square
+ * matrix product (numpy's matmul, every core), float64 and float32, in a fresh Python process of
+ * the same run. The epoch's work at that rate is the fastest a large-GEMM library would be on
+ * this machine; the native contenders are judged against it.
+ */
+export const COMPUTE_FLOOR = {
+  id: 'compute-floor',
+  label: "OpenBLAS's large-matrix rate",
+  kind: 'python',
+  module: 'contenders/gemm_floor.py',
+  needs: { python: ['numpy'] },
+  n: { full: 3000, quick: 1000 },
+  reps: { full: 7, quick: 3 },
+  /**
+   * The float32 epoch may take this much longer than its floor: the issue's 0.035 s against its
+   * own 0.030 s floor (9.6 GFLOP at ~324 GFLOP/s). float64's target is its floor (0.07 s).
+   */
+  float32Slack: 0.035 / 0.03,
+};

@@ -23,7 +23,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { CONTENDERS, DTYPES, KERNEL_PATHS, MODES, SCALING, THREADS } from './contenders.mjs';
+import { COMPUTE_FLOOR, CONTENDERS, DTYPES, KERNEL_PATHS, MODES, SCALING, THREADS } from './contenders.mjs';
 import { BENCH_DIR, FLOP_FORMULA, MODEL, PACKAGE_ENTRY, REPO_DIR, BATCH_SIZE, flopPerSample, median, minibatchesFor } from './workload.mjs';
 
 const RESULTS_DIR = join(BENCH_DIR, 'results');
@@ -326,7 +326,7 @@ function machineLine(m) {
 // ---------------------------------------------------------------------------------------------
 // Targets (ratios within this run; reported, never asserted)
 
-function targets(byId, dtypeSection, threadsSection, scalingSection) {
+function targets(byId, dtypeSection, threadsSection, scalingSection, floorSection) {
   const ok = (id) => (byId[id]?.ok ? byId[id] : null);
   const f64 = ok('native-f64');
   const f32 = ok('native-f32');
@@ -339,6 +339,21 @@ function targets(byId, dtypeSection, threadsSection, scalingSection) {
   add("native float64 ≥ 5× the seed's numpy (per epoch)", times(vsSeed), vsSeed === null ? null : vsSeed >= 5);
   const vsTorch = ratio(ok('torch'), ok('native-f32'));
   add('native float32 ≥ 7× PyTorch float32 (per epoch)', times(vsTorch), vsTorch === null ? null : vsTorch >= 7);
+  // The epoch against the compute floor: its FLOP at OpenBLAS's large-matrix rate, measured in this run.
+  for (const [r, dtype, slack, issue] of [
+    [f64, 'float64', 1, '0.07 s'],
+    [f32, 'float32', COMPUTE_FLOOR.float32Slack, '0.035 s'],
+  ]) {
+    const rate = floorSection?.rates?.[dtype]?.gflopsMedian ?? null;
+    const need = rate === null ? null : rate / slack;
+    add(
+      slack === 1
+        ? `native ${dtype} ≥ OpenBLAS's large-matrix ${dtype} rate (the compute floor; the issue's ${issue})`
+        : `native ${dtype} ≥ ${fmt(1 / slack, 2)}× OpenBLAS's large-matrix ${dtype} rate (${fmt(slack)}× the floor; the issue's ${issue})`,
+      r && need ? `${fmt(r.gflops)} vs ${fmt(need)} GFLOP/s (${fmt(r.sPerFullEpoch)} s vs ${fmt((floorSection.epochGflop / rate) * slack)} s)` : 'n/a',
+      r && need ? r.gflops >= need : null,
+    );
+  }
   const f32f64 = ratio(f64, f32);
   const pairedF32 = dtypeSection?.medianRatio ?? null;
   if (pairedF32 !== null) {
@@ -423,6 +438,34 @@ async function main() {
   }
   const byId = Object.fromEntries(rows.map((r) => [r.contender.id, r.result]));
   const baseline = byId['native-f64']?.ok ? byId['native-f64'] : null;
+
+  // The compute floor: OpenBLAS's large-matrix rate, in a fresh Python process
+  let floorSection = null;
+  if (selected.some((c) => c.id === 'native-f64' || c.id === 'native-f32')) {
+    const missing = missingFor(COMPUTE_FLOOR, env);
+    const n = COMPUTE_FLOOR.n[modeName];
+    const reps = COMPUTE_FLOOR.reps[modeName];
+    const epochGflop = (flopPerSample(MODEL.nHidden) * mode.samples) / 1e9;
+    if (missing) {
+      log(`- ${COMPUTE_FLOOR.label}: skipped: ${missing}`);
+      floorSection = { skip: missing };
+    } else {
+      log(`- ${COMPUTE_FLOOR.label}: ${n} x ${n} matrix products, float64 and float32 (${reps} timed each)...`);
+      const r = await runTrial(COMPUTE_FLOOR, { n, reps }, env, mode.trialTimeoutMs);
+      if (r.ok) {
+        const { float64, float32 } = r.rates;
+        log(`  float64 ${fmt(float64.gflopsMedian)} GFLOP/s, float32 ${fmt(float32.gflopsMedian)} GFLOP/s (medians)`);
+        floorSection = { n, reps, epochGflop, version: r.version, details: r.details, rates: r.rates };
+      } else if (r.skip) {
+        log(`  skipped: ${r.skip}`);
+        floorSection = { skip: r.skip };
+      } else {
+        failed++;
+        log(`  FAILED: ${r.error}${r.output ? `\n${r.output.replace(/^/gm, '    ')}` : ''}`);
+        floorSection = { error: r.error };
+      }
+    }
+  }
 
   // float32 vs float64, paired in one process
   let dtypeSection = null;
@@ -551,7 +594,7 @@ async function main() {
   }
 
   // Report
-  const targetRows = targets(byId, dtypeSection, threadsSection, scalingSection);
+  const targetRows = targets(byId, dtypeSection, threadsSection, scalingSection, floorSection);
   const sections = [];
   sections.push(`Machine: ${machineLine(m)}.`);
   sections.push(
@@ -580,6 +623,33 @@ async function main() {
             ...kinds.map((k) => (r.predictInputs[k] ? fmt(r.predictInputs[k].msMedian) : 'n/a')),
           ]),
           ['l', 'r', ...kinds.map(() => 'r')],
+        ),
+    );
+  }
+  if (floorSection?.rates) {
+    const floorRows = ['float64', 'float32'].map((dtype) => {
+      const rate = floorSection.rates[dtype];
+      const r = byId[dtype === 'float64' ? 'native-f64' : 'native-f32'];
+      return [
+        dtype,
+        `${fmt(rate.gflopsMedian)} / ${fmt(rate.gflopsBest)}`,
+        fmt(floorSection.epochGflop / rate.gflopsMedian),
+        r?.ok ? fmt(r.sPerFullEpoch) : 'n/a',
+        r?.ok ? fmt(r.gflops) : 'n/a',
+        r?.ok ? times(r.gflops / rate.gflopsMedian) : 'n/a',
+      ];
+    });
+    sections.push(
+      `### Compute floor\n\nOpenBLAS's rate on a large matrix product, measured in this run: C = A·B for random ` +
+        `${floorSection.n.toLocaleString('en-US')} × ${floorSection.n.toLocaleString('en-US')} matrices (numpy's matmul, every core), ` +
+        `median and best of ${floorSection.reps} after a warm-up; ${floorSection.version}${detailText(floorSection.details)}. ` +
+        `The floor is the epoch's ${fmt(floorSection.epochGflop)} GFLOP at that rate: what a large-GEMM library would need for the epoch's dense work ` +
+        `on this machine. The native contenders' GFLOP/s count the same dense FLOP, though they skip the zero pixels' share ` +
+        `of the work.\n\n` +
+        mdTable(
+          ['dtype', 'OpenBLAS GFLOP/s (median / best)', 'floor s/epoch', 'native s/epoch', 'native GFLOP/s', 'native / OpenBLAS rate'],
+          floorRows,
+          ['l', 'r', 'r', 'r', 'r', 'r'],
         ),
     );
   }
@@ -703,6 +773,7 @@ async function main() {
       openblasPinsUnsetForNumpy: Object.fromEntries(OPENBLAS_PINS.filter((n) => n in process.env).map((n) => [n, process.env[n]])),
     },
     contenders: rows.map(({ contender, result }) => ({ id: contender.id, label: contender.label, ...result })),
+    computeFloor: floorSection,
     targets: targetRows,
     float32VsFloat64: dtypeSection,
     threads: threadsSection,
