@@ -27,7 +27,7 @@
  * as 1e400), 404 for an unknown path, 405 for a wrong method, 413 for a body over 1 MiB or more
  * than 1,000 rows. A 500 means a bug in the server, never a bad request. Small batches are
  * predicted synchronously (microseconds to a millisecond); batches of 64 rows or more go through
- * `predictAsync`, off the main thread, so one large request does not stall the others.
+ * `predictWithProbaAsync`, off the main thread, so one large request does not stall the others.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { resolve } from 'node:path';
@@ -155,8 +155,8 @@ export function createServer(model: NeuralNetMLP, options: ServerOptions = {}): 
     const body = await readBody(req, maxBodyBytes);
     const { data, rows, batch } = parsePixels(body, nFeatures, maxRows);
     const X = { data, rows, cols: nFeatures };
-    const [labels, proba] =
-      rows >= asyncRows ? await Promise.all([model.predictAsync(X), model.predictProbaAsync(X)]) : [model.predict(X), model.predictProba(X)];
+    // Labels and probabilities from one forward pass; large batches off the main thread.
+    const { labels, proba } = rows >= asyncRows ? await model.predictWithProbaAsync(X) : model.predictWithProba(X);
     const nOut = proba.cols;
     const probabilities = (r: number) => Array.from(proba.data.subarray(r * nOut, (r + 1) * nOut));
     if (!batch) send(res, 200, { label: labels[0], probabilities: probabilities(0) });

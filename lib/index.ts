@@ -3,7 +3,7 @@
  * computed by a C++ addon with a pure-TypeScript fallback.
  */
 export { NeuralNetMLP, gradientCheck, learningRates } from './model.js';
-export type { MLPOptions, ResolvedOptions, FitOptions, EpochInfo, EtaSchedule, WeightMatrix } from './model.js';
+export type { MLPOptions, ResolvedOptions, FitOptions, EpochInfo, EtaSchedule, WeightMatrix, LabelsAndProba } from './model.js';
 export type { Dtype, FloatArray, InputArray, Matrix, BackendName } from './backend/types.js';
 export type { BackendChoice } from './backend/index.js';
 export { nativeAvailable, nativeAddonInfo, type NativeAddonInfo } from './backend/index.js';

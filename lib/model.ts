@@ -118,6 +118,14 @@ export interface FitOptions {
 /** A weight matrix in the seed's layout: `rows` units x `cols` = inputs + 1, bias in column 0. */
 export type WeightMatrix = Matrix<FloatArray>;
 
+/** What {@link NeuralNetMLP.predictWithProba} returns. */
+export interface LabelsAndProba {
+  /** One label per row: what `predict` gives. */
+  labels: Int32Array;
+  /** The output layer's activations, `rows = X.rows`, `cols = nOutput`: what `predictProba` gives. */
+  proba: Matrix<FloatArray>;
+}
+
 const OPTION_NAMES = [
   'nOutput',
   'nFeatures',
@@ -242,6 +250,12 @@ function sigmoidInPlace(m: Matrix<FloatArray>): Matrix<FloatArray> {
   const d = m.data;
   for (let i = 0; i < d.length; i++) d[i] = 1 / (1 + Math.exp(-d[i]));
   return m;
+}
+
+/** Each row's label (argmax of the pre-activations), then the activations in place. */
+function labelsAndProba(logits: Matrix<FloatArray>): LabelsAndProba {
+  const labels = argmaxRows(logits.data, logits.rows, logits.cols, new Int32Array(logits.rows));
+  return { labels, proba: sigmoidInPlace(logits) };
 }
 
 /** A training run prepared from validated arguments. */
@@ -535,6 +549,21 @@ export class NeuralNetMLP {
     const labels = new Int32Array(x.rows);
     this.#currentPredictor().labels(x, labels);
     return labels;
+  }
+
+  /**
+   * {@link NeuralNetMLP.predict}'s labels and {@link NeuralNetMLP.predictProba}'s activations from
+   * one forward pass (half the work of calling both, as a server answering with both does). The
+   * labels are the argmax of the output layer's pre-activations, as `predict`'s, so they equal
+   * `predict(X)` even where two outputs' sigmoids round to the same probability.
+   */
+  predictWithProba(X: MatrixLike): LabelsAndProba {
+    return labelsAndProba(this.#logits(X));
+  }
+
+  /** {@link NeuralNetMLP.predictWithProba} off the main thread, like {@link NeuralNetMLP.predictAsync}. */
+  async predictWithProbaAsync(X: MatrixLike): Promise<LabelsAndProba> {
+    return labelsAndProba(await this.#logitsAsync(X));
   }
 
   /**

@@ -7,7 +7,7 @@
  *
  *   npm run build && node scripts/loadtest.mjs [--duration 10] [--connections 10] [--batch 1] [--model model.json]
  *
- * --batch N sends N digits per request (N >= 64 exercises the server's predictAsync path).
+ * --batch N sends N digits per request (N >= 64 exercises the server's predictWithProbaAsync path).
  * Without --model the server trains its small demo model first (a few seconds). Client and
  * server share this machine's cores, so the figures are a floor, not the server's ceiling.
  */

@@ -74,6 +74,28 @@ describe.each(backends)('%s backend', (backend: Backend) => {
     });
   });
 
+  it('predictWithProba and predictWithProbaAsync give predict and predictProba, bit for bit', async () => {
+    const train = mnistSubset('train', 2000);
+    const model = new NeuralNetMLP({ ...base, epochs: 2, minibatches: 20, randomState: 3 }).fitSync(train.X, train.y);
+    // One row, a few rows, and more than 512 rows (the native multithreaded path).
+    for (const rows of [1, 7, 600]) {
+      const x = rowsOf(test.X, 100, 100 + rows);
+      const labels = model.predict(x);
+      const proba = model.predictProba(x);
+      for (const [how, both] of [
+        ['sync', model.predictWithProba(x)],
+        ['async', await model.predictWithProbaAsync(x)],
+      ] as const) {
+        expect(both.labels, `${how}, ${rows} rows`).toBeInstanceOf(Int32Array);
+        expect(sameBits(both.labels, labels), `${how} labels, ${rows} rows: ${firstDifference(both.labels, labels)}`).toBe(true);
+        expect([both.proba.rows, both.proba.cols], `${how}, ${rows} rows`).toEqual([rows, 10]);
+        expect(sameBits(both.proba.data as Float64Array, proba.data as Float64Array), `${how} proba, ${rows} rows: ${firstDifference(both.proba.data, proba.data)}`).toBe(true);
+      }
+    }
+    expect(caught(() => model.predictWithProba({ data: new Float64Array(10), rows: 1, cols: 10 }))).toBeInstanceOf(RangeError);
+    await expect(model.predictWithProbaAsync({ data: new Float64Array(784), rows: 2, cols: 784 })).rejects.toThrow(RangeError);
+  });
+
   it('predict during an async fit answers from the last completed epoch (in onEpoch and between epochs) and never throws', async () => {
     const train = mnistSubset('train', 3000, 2000);
     const probe = rowsOf(test.X, 0, 300);

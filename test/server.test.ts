@@ -113,8 +113,8 @@ describe('examples/server.ts: answers', () => {
   });
 
   it.each([
-    ['a small batch (synchronous predict)', 10],
-    ['a large batch (predictAsync)', 200],
+    ['a small batch (synchronous predictWithProba)', 10],
+    ['a large batch (predictWithProbaAsync)', 200],
   ])('POST /predict with %s gives arrays', async (_what, rows) => {
     const body = JSON.stringify({ pixels: Array.from({ length: rows }, (_, r) => pixels(r)) });
     const r = await post(body);

@@ -184,11 +184,13 @@ describe.each(backends)('argument validation (%s backend)', (backend) => {
     });
   });
 
-  describe('predict / predictProba / gradient: X', () => {
-    it.each(badXCases())('%s', (_label, X, kind, code, name) => {
+  describe('predict / predictProba / predictWithProba / gradient: X', () => {
+    it.each(badXCases())('%s', async (_label, X, kind, code, name) => {
       const model = make();
       expectArgError(thrown(() => model.predict(X as never)), kind, code, name);
       expectArgError(thrown(() => model.predictProba(X as never)), kind, code, name);
+      expectArgError(thrown(() => model.predictWithProba(X as never)), kind, code, name);
+      expectArgError(await rejection(model.predictWithProbaAsync(X as never)), kind, code, name);
       expectArgError(thrown(() => model.gradient(X as never, goodY)), kind, code, name);
     });
 
