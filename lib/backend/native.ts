@@ -108,7 +108,8 @@ export function addonUnavailableMessage(failures: string[]): string {
     'The native addon of neuralnet-mlp is not available:',
     ...failures.map((f) => `  - ${f}`),
     'Build it with `npm rebuild neuralnet-mlp` (needs a C++17 compiler, make and python3),',
-    `or point ${ADDON_PATH_ENV} at a built ${ADDON_NAME}.`,
+    `or point ${ADDON_PATH_ENV} at a built ${ADDON_NAME}. npm 12 and later run a dependency's`,
+    'install script only when the project allows it: `npm install-scripts approve neuralnet-mlp` first.',
   ].join('\n');
 }
 
