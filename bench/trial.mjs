@@ -15,13 +15,16 @@
  *     predictInputs?: boolean,  // also time predictions from the contender's other input kinds (inputKinds)
  *     latency: { calls, warmupCalls, budgetMs } | null,
  *     hashWeights: boolean,
- *     paired: { variants: [a, b], rounds } | undefined,   // instead of the above: epochs with
- *                                         // option overrides a and b (e.g. { threads: 1 },
- *                                         // { dtype: 'float32' }) alternately in this one process
+ *     paired: { variants: [a, b], rounds, concurrent? } | undefined,   // instead of the above:
+ *                                         // epochs with option overrides a and b (e.g.
+ *                                         // { threads: 1 }, { dtype: 'float32' }) alternately in
+ *                                         // this one process; with concurrent: true, each round
+ *                                         // also times a's epoch twice at once (ceiling, below)
  *   }
  * }
  */
 import { pathToFileURL } from 'node:url';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { resolve } from 'node:path';
 import { BENCH_DIR, MODEL, accuracy, loadTestSet, loadTrainSet, maxRssMB, median, percentile } from './workload.mjs';
 
@@ -44,7 +47,7 @@ async function main(spec) {
     minibatches: workload.minibatches,
   });
 
-  if (workload.paired) return { id: contender.id, ...paired(c, workload.paired, data) };
+  if (workload.paired) return { id: contender.id, ...(await paired(c, workload.paired, data, spec)) };
 
   // Training: per-epoch wall time from the end of the previous epoch (or the start of the fit).
   const warmupEpochs = workload.warmup?.epochs ?? 0;
@@ -106,18 +109,94 @@ async function main(spec) {
  * ratio of each pair (a's time over b's), and their median, compare like with like even when
  * absolute times drift.
  */
-function paired(c, { variants: [a, b], rounds }, data) {
+async function paired(c, { variants: [a, b], rounds, concurrent = false }, data, spec) {
   const seconds = [[], []];
   const ratios = [];
-  for (let i = 0; i < rounds; i++) {
-    const order = i % 2 === 0 ? [0, 1] : [1, 0];
-    const s = [];
-    for (const k of order) s[k] = c.secondEpochSeconds([a, b][k]);
-    seconds[0].push(s[0]);
-    seconds[1].push(s[1]);
-    ratios.push(s[0] / s[1]);
+  const twin = concurrent ? await startTwin(spec, c) : null;
+  const ceiling = concurrent ? { seconds: [], ratios: [] } : null;
+  try {
+    for (let i = 0; i < rounds; i++) {
+      // Which goes first rotates, so a slow spell does not always land on the same measurement.
+      const steps = concurrent ? [0, 1, 2] : [0, 1];
+      const order = steps.map((_, j) => steps[(i + j) % steps.length]);
+      const s = [];
+      for (const k of order) s[k] = k === 2 ? twin.both(a) : c.secondEpochSeconds([a, b][k]);
+      seconds[0].push(s[0]);
+      seconds[1].push(s[1]);
+      ratios.push(s[0] / s[1]);
+      if (ceiling) {
+        ceiling.seconds.push(s[2]);
+        ceiling.ratios.push((2 * s[0]) / ((s[2][0] + s[2][1]) / 2));
+      }
+    }
+  } finally {
+    twin?.stop();
   }
-  return { ok: true, trainedSamples: data.train.images.rows, variants: [a, b], seconds, ratios, medianRatio: median(ratios) };
+  const result = { ok: true, trainedSamples: data.train.images.rows, variants: [a, b], seconds, ratios, medianRatio: median(ratios) };
+  if (ceiling) result.ceiling = { ...ceiling, medianRatio: median(ceiling.ratios) };
+  return result;
+}
+
+/**
+ * The machine's own ceiling for running two threads' work at once: the same epoch as variant a
+ * (one thread), in this thread and in a worker thread of this process at the same time, both
+ * released by one atomic store. Perfectly independent halves of an epoch could at best run
+ * 2 * alone / (the two concurrent epochs' mean) times faster than one thread alone: 2 when two
+ * cores give twice one core's throughput, less when running both slows each (a shared host's
+ * clock, caches or memory).
+ */
+async function startTwin(spec, c) {
+  const control = new Int32Array(new SharedArrayBuffer(8)); // [0]: go (1) / stop (2); [1]: done
+  const result = new Float64Array(new SharedArrayBuffer(8));
+  const worker = new Worker(new URL(import.meta.url), { workerData: { spec, control, result }, argv: [] });
+  const ready = new Promise((resolveReady, reject) => {
+    worker.once('message', resolveReady);
+    worker.once('error', reject);
+  });
+  await ready;
+  return {
+    both(overrides) {
+      Atomics.store(control, 1, 0);
+      Atomics.store(control, 0, 1);
+      Atomics.notify(control, 0);
+      const mine = c.secondEpochSeconds(overrides);
+      if (Atomics.wait(control, 1, 0, 600_000) === 'timed-out') throw new Error('the concurrent epoch did not finish');
+      if (Number.isNaN(result[0])) throw new Error('the concurrent epoch failed in its worker thread (its error is above)');
+      return [mine, result[0]];
+    },
+    stop() {
+      Atomics.store(control, 0, 2);
+      Atomics.notify(control, 0);
+      worker.unref();
+    },
+  };
+}
+
+/** The worker side of startTwin: the same contender and data, one epoch per signal. */
+async function twinMain({ spec, control, result }) {
+  const data = await loadTrainSet(spec.workload.samples);
+  const factory = await import(pathToFileURL(resolve(BENCH_DIR, spec.contender.module)).href);
+  const c = await factory.create(spec.contender.options ?? {}, {
+    train: data.train,
+    model: { ...MODEL, nHidden: spec.workload.nHidden },
+    minibatches: spec.workload.minibatches,
+  });
+  const overrides = spec.workload.paired.variants[0];
+  c.secondEpochSeconds(overrides); // the same warm-up the main thread's first fit gives it
+  parentPort.postMessage('ready');
+  for (;;) {
+    Atomics.wait(control, 0, 0);
+    if (Atomics.load(control, 0) === 2) return;
+    Atomics.store(control, 0, 0);
+    try {
+      result[0] = c.secondEpochSeconds(overrides);
+    } catch (error) {
+      result[0] = NaN; // the main thread reports it (it cannot take messages while it waits)
+      console.error(error);
+    }
+    Atomics.store(control, 1, 1);
+    Atomics.notify(control, 1);
+  }
 }
 
 /** Repeated predictions of all test images: at least minReps, then until budgetMs or maxReps. */
@@ -147,11 +226,15 @@ function measureLatency(c, { calls, warmupCalls, budgetMs }, rows) {
   return { calls: ns.length, p50us: percentile(ns, 50) / 1000, p99us: percentile(ns, 99) / 1000, maxUs: ns[ns.length - 1] / 1000 };
 }
 
-let spec;
-try {
-  spec = JSON.parse(process.argv[2]);
-} catch {
-  console.error("usage: node bench/trial.mjs '<spec JSON>' (run.mjs starts it)");
-  process.exit(2);
+if (isMainThread) {
+  let spec;
+  try {
+    spec = JSON.parse(process.argv[2]);
+  } catch {
+    console.error("usage: node bench/trial.mjs '<spec JSON>' (run.mjs starts it)");
+    process.exit(2);
+  }
+  main(spec).then(send, (error) => send({ ok: false, id: spec.contender?.id, error: error?.stack ?? String(error) }));
+} else {
+  twinMain(workerData);
 }
-main(spec).then(send, (error) => send({ ok: false, id: spec.contender?.id, error: error?.stack ?? String(error) }));
