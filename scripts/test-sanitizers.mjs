@@ -8,8 +8,10 @@
 //   npm run test:sanitizers            every test file, on the best kernel path of this CPU
 //   npm run test:sanitizers -- FILES   those test files only
 //
-// Also runs the native-heavy test files on the portable kernels (NEURALNET_MLP_ISA=generic).
-// Leak detection is off: Node and V8 keep allocations until exit by design.
+// Also runs the native-heavy test files on the portable kernels (NEURALNET_MLP_ISA=generic),
+// and native/tests/race_check.cpp built with ThreadSanitizer (training and prediction on several
+// threads; any data race fails it). Leak detection is off: Node and V8 keep allocations until
+// exit by design.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -67,5 +69,19 @@ if (files.length === 0) {
     ...sanitized,
     NEURALNET_MLP_ISA: 'generic',
   });
+}
+
+// ThreadSanitizer cannot run inside an uninstrumented Node, so the kernels and the thread pool
+// are checked in a standalone program (native/tests/race_check.cpp) built with it.
+const tsan = runtime('libtsan.so');
+if (files.length > 0) {
+  // Only the named test files were asked for.
+} else if (!tsan) {
+  console.log(`\nSKIPPED: the ThreadSanitizer race check: ${cxx} has no libtsan.so`);
+} else {
+  const sources = ['native/tests/race_check.cpp', ...['mlp', 'simd', 'avx2', 'avx512', 'cpu'].map((f) => `native/kernels/${f}.cpp`)];
+  const program = join(out, 'race_check');
+  run(cxx, ['-std=c++17', '-O1', '-g', '-fsanitize=thread', '-ffp-contract=off', '-Wall', '-Wextra', '-pthread', ...sources, '-o', program]);
+  run(program, [], { TSAN_OPTIONS: 'halt_on_error=1' });
 }
 console.log('\nsanitizer tests: no reports');
