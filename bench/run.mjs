@@ -380,7 +380,7 @@ function targets(byId, dtypeSection, threadsSection, scalingSection, floorSectio
       `${s.label}: 2 threads ≥ 1.8× 1 thread (median of paired epochs in one process)`,
       r === null
         ? 'n/a'
-        : `${times(r)} (separate processes: ${times(s.speedup2vs1)}; the machine's ceiling in this run: ${s.paired.ceiling ? times(s.paired.ceiling.medianRatio) : 'n/a'})`,
+        : `${times(r)} (separate processes: ${times(s.speedup2vs1)}; the machine's ceiling in this run: ${s.paired.ceiling ? `${times(s.paired.ceiling.medianRatio)}, ratio / ceiling ${fmt(s.paired.ceiling.medianShare, 2)}` : 'n/a'})`,
       r === null ? null : r >= 1.8,
     );
     add(`${s.label}: final weights bit-identical for threads ${s.runs.map((x) => x.threads).join(', ')}`, s.identical === null ? 'n/a' : s.identical ? 'identical' : 'DIFFERENT', s.identical);
@@ -518,7 +518,7 @@ async function main() {
       } else {
         log(`  2 threads ${fmt(pairedResult.medianRatio)}× 1 thread (median of ${rounds} pairs; pairs ${pairedResult.ratios.map((r) => fmt(r)).join(', ')})`);
         const c = pairedResult.ceiling;
-        if (c) log(`  the machine's ceiling, two 1-thread epochs at once: ${fmt(c.medianRatio)}× (rounds ${c.ratios.map((r) => fmt(r)).join(', ')})`);
+        if (c) log(`  the machine's ceiling, two 1-thread epochs at once: ${fmt(c.medianRatio)}× (rounds ${c.ratios.map((r) => fmt(r)).join(', ')}); ratio / ceiling ${fmt(c.medianShare, 2)}`);
       }
       threadsSection.push({
         id,
@@ -700,6 +700,7 @@ async function main() {
         s.paired.ceiling ? fmt(median(s.paired.ceiling.seconds.map(([x, y]) => (x + y) / 2))) : '',
         s.paired.ceiling ? s.paired.ceiling.ratios.map((r) => fmt(r)).join(', ') : '',
         s.paired.ceiling ? times(s.paired.ceiling.medianRatio) : 'n/a',
+        s.paired.ceiling ? fmt(s.paired.ceiling.medianShare, 2) : 'n/a',
       ]);
     sections.push(
       `### Threads\n\nSame workload, ${THREADS.epochs[modeName]} timed epoch(s) after one warm-up epoch, one fresh process per row; ` +
@@ -711,11 +712,13 @@ async function main() {
             `The target is judged on the median of the pair ratios. Each round also times the 1-thread epoch twice at once, in two ` +
             `threads of the process started together: the machine's ceiling for two threads is 2 × (1 thread alone) / (the mean of ` +
             `the two at once), what perfectly independent halves of an epoch would gain. It is 2 when the second core adds a whole ` +
-            `core's throughput, less when running both slows each (a shared host's clock, caches or memory).\n\n` +
+            `core's throughput, less when running both slows each (a shared host's clock, caches or memory). ` +
+            `"Ratio / ceiling" divides each round's 2-thread ratio by that round's ceiling: near 1 means the code gets what the ` +
+            `machine gave two threads at that moment.\n\n` +
             mdTable(
-              ['contender', '1 thread s/epoch (median)', '2 threads s/epoch (median)', 'pair ratios', 'median ratio', 'two 1-thread epochs at once, s (median)', 'ceiling per round', "machine's ceiling (median)"],
+              ['contender', '1 thread s/epoch (median)', '2 threads s/epoch (median)', 'pair ratios', 'median ratio', 'two 1-thread epochs at once, s (median)', 'ceiling per round', "machine's ceiling (median)", 'ratio / ceiling (median of rounds)'],
               pairedBody,
-              ['l', 'r', 'r', 'l', 'r', 'r', 'l', 'r'],
+              ['l', 'r', 'r', 'l', 'r', 'r', 'l', 'r', 'r'],
             )
           : ''),
     );

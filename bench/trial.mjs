@@ -133,7 +133,12 @@ async function paired(c, { variants: [a, b], rounds, concurrent = false }, data,
     twin?.stop();
   }
   const result = { ok: true, trainedSamples: data.train.images.rows, variants: [a, b], seconds, ratios, medianRatio: median(ratios) };
-  if (ceiling) result.ceiling = { ...ceiling, medianRatio: median(ceiling.ratios) };
+  if (ceiling) {
+    // Each round's b-over-a ratio as a share of that round's ceiling: near 1 when the code gets
+    // what the machine gives two threads at that moment.
+    const shares = ratios.map((r, i) => r / ceiling.ratios[i]);
+    result.ceiling = { ...ceiling, medianRatio: median(ceiling.ratios), shares, medianShare: median(shares) };
+  }
   return result;
 }
 
