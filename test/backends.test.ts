@@ -238,27 +238,33 @@ describe.skipIf(!hasNative)('native vs js', () => {
     }
   });
 
-  it('predicts sparse byte rows (read without compressing them) bit-identically to the same values as floats', () => {
-    // 150 features: two whole 64-feature blocks and a tail; ~15% non-zero bytes, like MNIST.
-    const wide = 150;
-    const n = 1100;
-    const { X: mask } = randomDataset(90, n, wide, nOutput);
-    const bytes = Uint8Array.from(mask.data, (v, i) => (v < 0.15 ? 1 + ((i * 37) % 255) : 0));
-    bytes.fill(0, 3 * wide, 4 * wide); // an all-zero row
-    bytes.fill(255, 5 * wide, 5 * wide + 64); // a whole block of non-zeros
-    const labels = Int32Array.from({ length: n }, (_, i) => i % nOutput);
-    const asBytes = { data: bytes, rows: n, cols: wide };
-    const asFloats = { data: Float64Array.from(bytes), rows: n, cols: wide };
-    for (const dtype of ['float64', 'float32'] as const) {
-      for (const threads of [1, 2]) {
-        const model = new NeuralNetMLP({ ...options(9, 1e-4, 2, { backend: 'native', dtype }), nFeatures: wide, threads });
-        model.fitSync(asBytes, labels);
-        const p = model.predictProba(asBytes);
-        expectSameBits(p.data, model.predictProba(asFloats).data, `${dtype}, ${threads} thread(s)`);
-        expect(p.data.some((v) => v !== p.data[0])).toBe(true);
+  // Whole 64-feature blocks and a last partial one, whose non-zero bytes are found 32, 16 and 1
+  // at a time: 150 = 2 * 64 + 16 + 6, MNIST's 784 = 12 * 64 + 16, 120 = 64 + 32 + 16 + 8,
+  // 100 = 64 + 32 + 4, 95 = 64 + 16 + 15, 70 = 64 + 6, 64 (no partial block).
+  it.each([150, 784, 120, 100, 95, 70, 64])(
+    'predicts sparse byte rows (read without compressing them) bit-identically to the same values as floats: %i features',
+    (wide) => {
+      // ~15% non-zero bytes, like MNIST.
+      const n = 1100;
+      const { X: mask } = randomDataset(90, n, wide, nOutput);
+      const bytes = Uint8Array.from(mask.data, (v, i) => (v < 0.15 ? 1 + ((i * 37) % 255) : 0));
+      bytes.fill(0, 3 * wide, 4 * wide); // an all-zero row
+      bytes.fill(255, 5 * wide, 5 * wide + 64); // a whole block of non-zeros
+      bytes.fill(7, 7 * wide - 20, 7 * wide); // a row's last 20 features all non-zero
+      const labels = Int32Array.from({ length: n }, (_, i) => i % nOutput);
+      const asBytes = { data: bytes, rows: n, cols: wide };
+      const asFloats = { data: Float64Array.from(bytes), rows: n, cols: wide };
+      for (const dtype of ['float64', 'float32'] as const) {
+        for (const threads of [1, 2]) {
+          const model = new NeuralNetMLP({ ...options(9, 1e-4, 2, { backend: 'native', dtype }), nFeatures: wide, threads });
+          model.fitSync(asBytes, labels);
+          const p = model.predictProba(asBytes);
+          expectSameBits(p.data, model.predictProba(asFloats).data, `${dtype}, ${threads} thread(s)`);
+          expect(p.data.some((v) => v !== p.data[0])).toBe(true);
+        }
       }
-    }
-  });
+    },
+  );
 
   it('reads typed arrays that are views at an offset into a larger buffer', () => {
     const offsetBuffer = new ArrayBuffer(8 * (rows * cols + 3));

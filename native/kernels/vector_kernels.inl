@@ -146,11 +146,17 @@ MLP_TARGET void gatherRowsTile(std::size_t rows, const SparseRow<V>* x, std::siz
     T* zr = z + r * ldz;
     typename W::type acc[NV];
     for (std::size_t i = 0; i < NV; ++i) acc[i] = loadTile<T, NV>(zr, i, tail);
-    for (uint32_t k = k0; k < k1; ++k) {
-      const typename W::type v = W::set1(static_cast<T>(val[k]));
-      const T* w = wT + static_cast<std::size_t>(col[k]) * ldw;
+    // Software-pipelined like byteGatherRowsTile.
+    typename W::type v = W::set1(static_cast<T>(val[k0]));
+    const T* w = wT + static_cast<std::size_t>(col[k0]) * ldw;
+    for (uint32_t k = k0 + 1; k < k1; ++k) {
+      const typename W::type vNext = W::set1(static_cast<T>(val[k]));
+      const T* wNext = wT + static_cast<std::size_t>(col[k]) * ldw;
       for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(w, i, tail), acc[i]);
+      v = vNext;
+      w = wNext;
     }
+    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(w, i, tail), acc[i]);
     for (std::size_t i = 0; i < NV; ++i) storeTile<T, NV>(zr, i, acc[i], tail);
   }
 }
@@ -165,16 +171,30 @@ MLP_TARGET void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, co
     const uint64_t* mr = masks + r * groups;
     T* zr = z + r * ldz;
     typename W::type acc[NV];
+    uint64_t any = 0;
+    for (std::size_t c = j0; c < j1; c += 64) any |= mr[c / 64];
+    if (any == 0) continue;
     for (std::size_t i = 0; i < NV; ++i) acc[i] = loadTile<T, NV>(zr, i, tail);
     // One loop over the set bits of each 64 features: one hard-to-predict loop exit per group,
     // after which the next group's bits are at hand (the pixels are only needed for the sums).
+    // Software-pipelined: the next non-zero's pixel and weight row are fetched before this one's
+    // multiply-adds are issued, so those never wait on the chain that finds them (same sums, same
+    // order).
     for (std::size_t c = j0; c < j1; c += 64) {
-      for (uint64_t mask = mr[c / 64]; mask != 0; mask &= mask - 1) {
-        const std::size_t j = c + static_cast<unsigned>(__builtin_ctzll(mask));
-        const typename W::type v = W::set1(static_cast<T>(xr[j]));
-        const T* w = wT + j * ldw;
+      uint64_t mask = mr[c / 64];
+      if (mask == 0) continue;
+      std::size_t j = c + static_cast<unsigned>(__builtin_ctzll(mask));
+      typename W::type v = W::set1(static_cast<T>(xr[j]));
+      const T* w = wT + j * ldw;
+      for (mask &= mask - 1; mask != 0; mask &= mask - 1) {
+        j = c + static_cast<unsigned>(__builtin_ctzll(mask));
+        const typename W::type vNext = W::set1(static_cast<T>(xr[j]));
+        const T* wNext = wT + j * ldw;
         for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(w, i, tail), acc[i]);
+        v = vNext;
+        w = wNext;
       }
+      for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(w, i, tail), acc[i]);
     }
     for (std::size_t i = 0; i < NV; ++i) storeTile<T, NV>(zr, i, acc[i], tail);
   }
@@ -190,11 +210,17 @@ MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t
     T* g = gT + j * ldg;
     typename W::type acc[NV];
     for (std::size_t i = 0; i < NV; ++i) acc[i] = loadTile<T, NV>(g, i, tail);
-    for (std::size_t e = e0; e < e1; ++e) {
-      const typename W::type v = W::set1(static_cast<T>(entries[e].val));
-      const T* dr = d + static_cast<std::size_t>(entries[e].row) * ldd;
+    // Software-pipelined like byteGatherRowsTile.
+    typename W::type v = W::set1(static_cast<T>(entries[e0].val));
+    const T* dr = d + static_cast<std::size_t>(entries[e0].row) * ldd;
+    for (std::size_t e = e0 + 1; e < e1; ++e) {
+      const typename W::type vNext = W::set1(static_cast<T>(entries[e].val));
+      const T* drNext = d + static_cast<std::size_t>(entries[e].row) * ldd;
       for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(dr, i, tail), acc[i]);
+      v = vNext;
+      dr = drNext;
     }
+    for (std::size_t i = 0; i < NV; ++i) acc[i] = W::fma(v, loadTile<T, NV>(dr, i, tail), acc[i]);
     for (std::size_t i = 0; i < NV; ++i) storeTile<T, NV>(g, i, acc[i], tail);
   }
 }
