@@ -322,6 +322,15 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
       const auto wT = dense(w + 1, 1, static_cast<std::ptrdiff_t>(nIn + 1));
       gemm(isa_, m, nOut, nIn, a, wT, z, ld, false, s.gemm);
     }
+    if (l == L && !backward) {
+      // Prediction reads only the output layer's pre-activations (its callers take the argmax, or
+      // apply the sigmoid themselves): add the bias, the same addition biasSigmoid makes, and skip
+      // the output activations.
+      const T* bias = biases_[l - 1].data();
+      for (std::size_t r = 0; r < m; ++r)
+        for (std::size_t o = 0; o < nOut; ++o) z[r * ld + o] += bias[o];
+      continue;
+    }
     biasSigmoid<T>(isa_, m, nOut, ld, biases_[l - 1].data(), z, acts_[l].data() + r0 * ld);
   }
   if (!backward) return;
