@@ -127,12 +127,13 @@ constexpr std::size_t smallProductRows(std::size_t nv) {
   return nv == 1 ? 6 : nv == 2 ? 4 : nv == 3 ? 3 : nv <= 5 ? 2 : 1;
 }
 
+// Bit i set where p[i] != 0, for 32 and 64 bytes.
+MLP_AVX2_INLINE uint32_t nonZeroBits32(const uint8_t* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
+}
 MLP_AVX2_INLINE uint64_t nonZeroBits64(const uint8_t* p) {
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-  return ~((static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, zero)))) << 32) |
-           static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, zero))));
+  return static_cast<uint64_t>(nonZeroBits32(p + 32)) << 32 | nonZeroBits32(p);
 }
 
 MLP_AVX2_INLINE __m256d loadAsDouble(const double* p) { return _mm256_loadu_pd(p); }
@@ -242,10 +243,8 @@ MLP_AVX2 void nonZeroByteMasks(std::size_t rows, const uint8_t* const* x, std::s
       const std::size_t base = whole * 64;
       std::size_t i = base;
       uint64_t mask = 0;
-      const __m256i zero = _mm256_setzero_si256();
       if (i + 32 <= cols) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + i));
-        mask |= static_cast<uint64_t>(~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero)))) << (i - base);
+        mask |= static_cast<uint64_t>(nonZeroBits32(xr + i)) << (i - base);
         i += 32;
       }
       if (i + 16 <= cols) {
