@@ -290,7 +290,9 @@ export class NeuralNetMLP {
   readonly #backend: Backend;
   readonly #net: NetState;
   readonly #rng: RandomState;
+  /** Minibatch costs: the first `#costCount` entries hold them; the rest is room to grow. */
   #costs: Float64Array = new Float64Array(0);
+  #costCount = 0;
   #busy = false;
   #training: TrainingInfo = {};
   /** Epochs trained since the last `fit` began (drives the learning-rate schedule). */
@@ -337,7 +339,7 @@ export class NeuralNetMLP {
 
   /** The seed's `cost_`: the cost of every minibatch of the last fit, in order (epochs x minibatches). */
   get costs(): Float64Array {
-    return this.#costs.slice();
+    return this.#costs.slice(0, this.#costCount);
   }
 
   /**
@@ -393,6 +395,7 @@ export class NeuralNetMLP {
       this.#epochsDone = 0;
       this.#eta = this.options.eta;
       this.#costs = new Float64Array(0);
+      this.#costCount = 0;
     }
   }
 
@@ -414,15 +417,19 @@ export class NeuralNetMLP {
     const m = this.options.minibatches;
     const first = plan.costCount;
     plan.costCount += done;
-    const costs = new Float64Array(this.#costs.length + done);
-    costs.set(this.#costs);
-    costs.set(plan.costs.subarray(first, first + done), this.#costs.length);
-    this.#costs = costs;
+    if (this.#costCount + done > this.#costs.length) {
+      // Grown by doubling, so recording every epoch of a long fit costs linear time in all.
+      const grown = new Float64Array(Math.max(this.#costCount + done, 2 * this.#costs.length));
+      grown.set(this.#costs.subarray(0, this.#costCount));
+      this.#costs = grown;
+    }
+    this.#costs.set(plan.costs.subarray(first, first + done), this.#costCount);
+    this.#costCount += done;
     this.#predictor = null;
     if (done < m) return;
     this.#eta = plan.eta;
     this.#epochsDone++;
-    this.#training = { samples: plan.x.rows, epochs: this.#epochsDone, finalCost: costs[costs.length - 1] };
+    this.#training = { samples: plan.x.rows, epochs: this.#epochsDone, finalCost: this.#costs[this.#costCount - 1] };
     if (!onEpoch) return;
     let sum = 0;
     for (let b = first; b < first + m; b++) sum += plan.costs[b];

@@ -263,11 +263,25 @@ describe.each(backends)('partialFit (%s backend)', (backend) => {
 
   it('continues the schedule after fit: the epochs of fit + partialFit get the rates of one longer fit', async () => {
     const etas: number[] = [];
+    const epochCosts: number[] = [];
     const model = new NeuralNetMLP(opts());
-    await model.fit(big.X, big.y, { onEpoch: (i) => etas.push(i.eta) });
-    await model.partialFit(big.X, big.y, { epochs: 2, onEpoch: (i) => etas.push(i.eta) });
+    const record = (i: EpochInfo) => {
+      etas.push(i.eta);
+      epochCosts.push(i.cost);
+    };
+    await model.fit(big.X, big.y, { onEpoch: record });
+    const afterFit = model.costs;
+    await model.partialFit(big.X, big.y, { epochs: 2, onEpoch: record });
     expectSameBits(etas, learningRates(0.1, 0.5, 4, 'compounding'), 'etas');
-    expect(model.costs.length).toBe(4 * 50);
+    // fit's costs are kept, partialFit's follow them, and each epoch's are the ones it reported.
+    const costs = model.costs;
+    expect(costs.length).toBe(4 * 50);
+    expectSameBits(costs.subarray(0, 2 * 50), afterFit, 'the costs of fit');
+    for (let e = 0; e < 4; e++) {
+      let sum = 0;
+      for (let b = 0; b < 50; b++) sum += costs[e * 50 + b];
+      expect(sum / 50, `epoch ${e + 1}'s mean cost`).toBe(epochCosts[e]);
+    }
   });
 
   it('on a model that was never fitted, trains with options.eta (not 0)', async () => {
