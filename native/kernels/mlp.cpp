@@ -8,11 +8,6 @@
 namespace mlp {
 namespace {
 
-template <typename T>
-inline T signOf(T v) {
-  return static_cast<T>((v > T(0)) - (v < T(0)));
-}
-
 // Work below this many multiply-adds per task is not worth waking another thread for.
 constexpr std::size_t kMinWorkPerTask = 1 << 18;
 // Compress the input when at most this fraction of its elements is non-zero.
@@ -33,28 +28,6 @@ constexpr std::size_t kTransposeBlock = 16;
 constexpr std::size_t kSmallProductBytes = 32768;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
-
-// Sums of |w| and w^2 over rows x n elements (rows `stride` apart), in four running sums each.
-template <typename T>
-RegSums regSums(const T* w, std::size_t rows, std::size_t stride, std::size_t n) {
-  double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
-  for (std::size_t o = 0; o < rows; ++o) {
-    const T* wr = w + o * stride;
-    std::size_t c = 0;
-    for (; c + 4 <= n; c += 4)
-      for (std::size_t i = 0; i < 4; ++i) {
-        const double v = static_cast<double>(wr[c + i]);
-        a[i] += std::fabs(v);
-        q[i] += v * v;
-      }
-    for (; c < n; ++c) {
-      const double v = static_cast<double>(wr[c]);
-      a[0] += std::fabs(v);
-      q[0] += v * v;
-    }
-  }
-  return RegSums{(a[0] + a[1]) + (a[2] + a[3]), (q[0] + q[1]) + (q[2] + q[3])};
-}
 
 }  // namespace
 
@@ -562,8 +535,8 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
     for (std::size_t i = 1; i <= featureTasks; ++i) split[i] = std::max(split[i], split[i - 1]);
     split[featureTasks] = featureBlocks_;
   }
-  const T tl1 = static_cast<T>(l1), tl2 = static_cast<T>(l2);
-  const bool reg = l1 != 0 || l2 != 0;
+  const StepRule<T> rule{l1 != 0 || l2 != 0, static_cast<T>(l1), static_cast<T>(l2), step != nullptr,
+                         static_cast<T>(step ? step->eta : 0), static_cast<T>(step ? step->alpha : 0)};
   RegSums otherLayers;
   blockSums_.resize(featureBlocks_);
   runTasks(featureTasks + 1, [&](std::size_t task) {
@@ -573,27 +546,13 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
       return smallLayers();
     }
     const std::size_t t = task - 1;
+    firstLayerGradient(t, split[t], split[t + 1], m);
+    // Regularisation and update in the transposed layout, with the regularisation cost's sums of
+    // the weights before it, block by block.
     for (std::size_t b = split[t]; b < split[t + 1]; ++b) {
       const std::size_t f0 = b * featureBlock_, f1 = std::min(K, f0 + featureBlock_);
-      blockSums_[b] = regSums(w1T_.data() + f0 * ld, f1 - f0, ld, H);
-    }
-    firstLayerGradient(t, split[t], split[t + 1], m);
-    // Regularisation and update, element by element in the transposed layout.
-    const std::size_t j0 = split[t] * featureBlock_, j1 = std::min(K, split[t + 1] * featureBlock_);
-    for (std::size_t j = j0; j < j1; ++j) {
-      T* gj = g1T_.data() + j * ld;
-      T* wj = w1T_.data() + j * ld;
-      if (reg)
-        for (std::size_t u = 0; u < H; ++u) gj[u] = gj[u] + tl2 * wj[u] + tl1 * signOf(wj[u]);
-      if (step) {
-        const T teta = static_cast<T>(step->eta), talpha = static_cast<T>(step->alpha);
-        T* pj = prev1T_.data() + j * ld;
-        for (std::size_t u = 0; u < H; ++u) {
-          const T delta = teta * gj[u];
-          wj[u] -= delta + talpha * pj[u];
-          pj[u] = delta;
-        }
-      }
+      blockSums_[b] = regularisedStep(isa_, f1 - f0, H, ld, w1T_.data() + f0 * ld, g1T_.data() + f0 * ld,
+                                      prev1T_.data() + f0 * ld, rule);
     }
   });
   for (std::size_t b = 0; b < featureBlocks_; ++b) sums += blockSums_[b];

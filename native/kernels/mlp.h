@@ -49,16 +49,6 @@ struct StepParams {
   double l2;
 };
 
-// Sums of |w| and of w^2 (the regularisation cost's parts), added range by range in a fixed order.
-struct RegSums {
-  double abs = 0, sq = 0;
-  RegSums& operator+=(const RegSums& o) {
-    abs += o.abs;
-    sq += o.sq;
-    return *this;
-  }
-};
-
 // np.array_split: start of part b when n items are split into `parts` (larger parts first).
 inline std::size_t splitStart(std::size_t n, std::size_t parts, std::size_t b) {
   const std::size_t base = n / parts, extra = n % parts;

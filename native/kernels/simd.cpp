@@ -171,6 +171,30 @@ void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std
     }
 }
 
+template <typename T>
+RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
+                        const StepRule<T>& rule) {
+#if MLP_HAVE_AVX2
+  if (isa >= Isa::Avx2) return avx2::regularisedStep(rows, n, ld, w, g, prev, rule);
+#endif
+  (void)isa;
+  const RegSums sums = regSums(w, rows, ld, n);
+  for (std::size_t r = 0; r < rows; ++r) {
+    T* wr = w + r * ld;
+    T* gr = g + r * ld;
+    T* pr = prev + r * ld;
+    if (rule.regularise)
+      for (std::size_t u = 0; u < n; ++u) gr[u] = gr[u] + rule.l2 * wr[u] + rule.l1 * signOf(wr[u]);
+    if (rule.step)
+      for (std::size_t u = 0; u < n; ++u) {
+        const T delta = rule.eta * gr[u];
+        wr[u] -= delta + rule.alpha * pr[u];
+        pr[u] = delta;
+      }
+  }
+  return sums;
+}
+
 template <typename X>
 std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block, uint16_t* col, X* val,
                         uint32_t* bounds) {
@@ -287,6 +311,10 @@ template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, co
                                      std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
 template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
                                     std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
+template RegSums regularisedStep<double>(Isa, std::size_t, std::size_t, std::size_t, double*, double*, double*,
+                                         const StepRule<double>&);
+template RegSums regularisedStep<float>(Isa, std::size_t, std::size_t, std::size_t, float*, float*, float*,
+                                        const StepRule<float>&);
 template void crossEntropyTerms<double>(Isa, std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);
 template void crossEntropyTerms<float>(Isa, std::size_t, std::size_t, const float*, std::size_t, const int32_t*,

@@ -12,6 +12,7 @@
 // path masks the last part of its 8- or 16-lane vectors, so the layout is the same on every path.)
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <new>
@@ -86,6 +87,64 @@ template <typename T>
 inline std::size_t simdPadded(std::size_t n) {
   return (n + simdWidth<T>() - 1) / simdWidth<T>() * simdWidth<T>();
 }
+
+// The sign of v as T: -1, 0 or 1 (0 for NaN).
+template <typename T>
+inline T signOf(T v) {
+  return static_cast<T>((v > T(0)) - (v < T(0)));
+}
+
+// Sums of |w| and of w^2 (the regularisation cost's parts), added range by range in a fixed order.
+struct RegSums {
+  double abs = 0, sq = 0;
+  RegSums& operator+=(const RegSums& o) {
+    abs += o.abs;
+    sq += o.sq;
+    return *this;
+  }
+};
+
+// Sums of |w| and w^2 over rows x n elements (rows `stride` apart), in double: four running sums
+// each, element c of a row into sum c mod 4, except the last n mod 4 of each row, which go into
+// sum 0 (the order regularisedStep's vector paths follow too).
+template <typename T>
+RegSums regSums(const T* w, std::size_t rows, std::size_t stride, std::size_t n) {
+  double a[4] = {0, 0, 0, 0}, q[4] = {0, 0, 0, 0};
+  for (std::size_t o = 0; o < rows; ++o) {
+    const T* wr = w + o * stride;
+    std::size_t c = 0;
+    for (; c + 4 <= n; c += 4)
+      for (std::size_t i = 0; i < 4; ++i) {
+        const double v = static_cast<double>(wr[c + i]);
+        a[i] += std::fabs(v);
+        q[i] += v * v;
+      }
+    for (; c < n; ++c) {
+      const double v = static_cast<double>(wr[c]);
+      a[0] += std::fabs(v);
+      q[0] += v * v;
+    }
+  }
+  return RegSums{(a[0] + a[1]) + (a[2] + a[3]), (q[0] + q[1]) + (q[2] + q[3])};
+}
+
+// The regularised momentum step's coefficients (regularisedStep).
+template <typename T>
+struct StepRule {
+  bool regularise;  // add l2 * w + l1 * sign(w) to the gradient
+  T l1, l2;
+  bool step;  // take the step (otherwise only the gradient is completed)
+  T eta, alpha;
+};
+
+// For the rows r < rows of n elements (ld apart) of the weights w, their gradient g and their last
+// step prev, element by element in the seed's order: g = g + l2 * w + l1 * sign(w) when
+// rule.regularise; then, when rule.step, delta = eta * g, w = w - (delta + alpha * prev),
+// prev = delta. Returns regSums(w, rows, ld, n) of the weights as they were before. (Layer 1 in
+// its transposed layout: one pass over its weights per minibatch instead of two.)
+template <typename T>
+RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
+                        const StepRule<T>& rule);
 
 // One sample's non-zeros: feature indices and values (the input's own type), in feature order;
 // bounds[b] is the position of the first one in feature block b or later (bounds[blocks] = count).
@@ -207,6 +266,9 @@ MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, c
 template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate);
+template <typename T>
+MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
+                                 const StepRule<T>& rule);
 }  // namespace avx2
 #endif
 
