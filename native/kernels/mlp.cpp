@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "simd.h"
 
@@ -71,34 +72,42 @@ void Trainer<T, X>::measureInput(bool compress) {
   // Density, then the compressed rows: both in row chunks across threads (the result does not
   // depend on the chunks).
   const std::size_t chunks = std::max<std::size_t>(1, std::min(maxTasks(), x_.rows));
+  // Each row's non-zeros when an index may be built (to place its record), else each chunk's.
+  std::vector<std::size_t> counts(compress ? x_.rows : 0);
   std::vector<std::size_t> chunkNonZeros(chunks + 1, 0);
   runTasks(chunks, [&](std::size_t t) {
     const std::size_t r0 = splitStart(x_.rows, chunks, t), r1 = splitStart(x_.rows, chunks, t + 1);
-    chunkNonZeros[t + 1] = countNonZero(isa_, x_.data + r0 * x_.cols, (r1 - r0) * x_.cols);
+    if (!compress) {
+      chunkNonZeros[t + 1] = countNonZero(isa_, x_.data + r0 * x_.cols, (r1 - r0) * x_.cols);
+      return;
+    }
+    std::size_t sum = 0;
+    for (std::size_t r = r0; r < r1; ++r) sum += counts[r] = countNonZero(isa_, x_.data + r * x_.cols, x_.cols);
+    chunkNonZeros[t + 1] = sum;
   });
   for (std::size_t t = 0; t < chunks; ++t) chunkNonZeros[t + 1] += chunkNonZeros[t];
   const std::size_t n = x_.rows * x_.cols, nonZeros = chunkNonZeros[chunks];
   // Feature indices are stored in 16 bits.
   sparse_ = x_.cols <= 65536 && static_cast<double>(nonZeros) <= kSparseDensity * static_cast<double>(n);
   if (sparse_ && compress) {
-    const std::size_t nb = featureBlocks_ + 1;
     rowStart_.resize(x_.rows + 1);
-    nzCol_.resize(nonZeros);
-    nzVal_.resize(nonZeros);
-    nzBounds_.resize(x_.rows * nb);
+    rowStart_[0] = 0;
+    for (std::size_t r = 0; r < x_.rows; ++r) rowStart_[r + 1] = rowStart_[r] + recordWords(counts[r]);
+    records_.resize(rowStart_[x_.rows]);
     runTasks(chunks, [&](std::size_t t) {
       const std::size_t r0 = splitStart(x_.rows, chunks, t), r1 = splitStart(x_.rows, chunks, t + 1);
-      std::size_t k = chunkNonZeros[t];
       for (std::size_t r = r0; r < r1; ++r) {
-        rowStart_[r] = k;
-        k += compressRow(isa_, x_.data + r * x_.cols, x_.cols, featureBlock_, nzCol_.data() + k, nzVal_.data() + k,
-                         nzBounds_.data() + r * nb);
+        uint64_t* record = records_.data() + rowStart_[r];
+        uint32_t* bounds = reinterpret_cast<uint32_t*>(record);
+        bounds[featureBlocks_] = static_cast<uint32_t>(counts[r]);  // where recordView finds the values
+        const RowView view = recordView(record);
+        compressRow(isa_, x_.data + r * x_.cols, x_.cols, featureBlock_, const_cast<uint16_t*>(view.col),
+                    const_cast<X*>(view.val), bounds);
       }
     });
-    rowStart_[x_.rows] = nonZeros;
     blockWeight_.assign(featureBlocks_, 0.0);
     for (std::size_t r = 0; r < x_.rows; ++r) {
-      const uint32_t* bounds = nzBounds_.data() + r * nb;
+      const uint32_t* bounds = reinterpret_cast<const uint32_t*>(records_.data() + rowStart_[r]);
       for (std::size_t b = 0; b < featureBlocks_; ++b) blockWeight_[b] += bounds[b + 1] - bounds[b];
     }
   }
@@ -118,26 +127,21 @@ void Trainer<T, X>::compressRows(Scratch& s, const int32_t* rows, std::size_t ro
       const std::size_t i = sampleRow(rows, row0, r);
       total += rowStart_[i + 1] - rowStart_[i];
     }
-    uint16_t* col = s.rowCol.ensure(total);
-    X* val = s.rowVal.ensure(total);
+    uint64_t* copy = s.rowRecords.ensure(total);
     constexpr std::size_t kAhead = 16;
     for (std::size_t r = r0; r < r1; ++r) {
       if (r + kAhead < r1) {
         const std::size_t ia = sampleRow(rows, row0, r + kAhead);
-        const std::size_t a0 = rowStart_[ia], a1 = rowStart_[ia + 1];
-        for (std::size_t q = a0; q < a1; q += 64 / sizeof(uint16_t)) __builtin_prefetch(nzCol_.data() + q);
-        __builtin_prefetch(nzCol_.data() + a1 - 1);
-        for (std::size_t q = a0; q < a1; q += 64 / sizeof(X)) __builtin_prefetch(nzVal_.data() + q);
-        __builtin_prefetch(nzVal_.data() + a1 - 1);
-        __builtin_prefetch(nzBounds_.data() + ia * nb);
+        const uint64_t* a0 = records_.data() + rowStart_[ia];
+        const uint64_t* a1 = records_.data() + rowStart_[ia + 1];
+        for (const uint64_t* q = a0; q < a1; q += 64 / sizeof(uint64_t)) __builtin_prefetch(q);
+        __builtin_prefetch(a1 - 1);
       }
-      const std::size_t i = sampleRow(rows, row0, r), st = rowStart_[i], cnt = rowStart_[i + 1] - st;
-      std::copy(nzCol_.data() + st, nzCol_.data() + st + cnt, col + k);
-      std::copy(nzVal_.data() + st, nzVal_.data() + st + cnt, val + k);
-      uint32_t* bd = bounds + (r - r0) * nb;
-      std::copy(nzBounds_.data() + i * nb, nzBounds_.data() + (i + 1) * nb, bd);
-      views_[r] = RowView{col + k, val + k, bd};
-      k += cnt;
+      const std::size_t i = sampleRow(rows, row0, r), st = rowStart_[i], words = rowStart_[i + 1] - st;
+      // Bytes, not words: the record is read as the types it holds (no aliasing through uint64_t).
+      std::memcpy(copy, records_.data() + st, words * sizeof(uint64_t));
+      views_[r] = recordView(copy);
+      copy += words;
     }
     return;
   }

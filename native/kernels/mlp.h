@@ -114,7 +114,8 @@ class Trainer {
   using RowView = SparseRow<X>;
   // Per-task buffers (task t of a parallel pass uses scratch_[t]).
   struct Scratch {
-    RawBuffer<uint16_t> rowCol;  // the task's minibatch rows, contiguous
+    RawBuffer<uint64_t> rowRecords;  // the task's minibatch rows, contiguous (copied records)
+    RawBuffer<uint16_t> rowCol;      // or compressed into these when there is no index
     RawBuffer<X> rowVal;
     RawBuffer<uint32_t> rowBounds;
     RawBuffer<const uint8_t*> rowPtr;  // the task's byte rows, when prediction reads them directly
@@ -125,6 +126,22 @@ class Trainer {
     GemmBuffers<T> gemm;
   };
 
+  // A compressed row's record: its featureBlocks_ + 1 bounds (uint32), then the features of its
+  // `count` non-zeros (uint16), then their values (X, aligned), in 64-bit words.
+  std::size_t recordWords(std::size_t count) const {
+    const std::size_t bytes = ((featureBlocks_ + 1) * sizeof(uint32_t) + count * sizeof(uint16_t) + sizeof(X) - 1) /
+                                  sizeof(X) * sizeof(X) + count * sizeof(X);
+    return (bytes + sizeof(uint64_t) - 1) / sizeof(uint64_t);
+  }
+  RowView recordView(const uint64_t* record) const {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(record);
+    const auto* bounds = reinterpret_cast<const uint32_t*>(bytes);
+    const std::size_t count = bounds[featureBlocks_];
+    const std::size_t colBytes = (featureBlocks_ + 1) * sizeof(uint32_t);
+    const std::size_t valBytes = (colBytes + count * sizeof(uint16_t) + sizeof(X) - 1) / sizeof(X) * sizeof(X);
+    return RowView{reinterpret_cast<const uint16_t*>(bytes + colBytes), reinterpret_cast<const X*>(bytes + valBytes),
+                   bounds};
+  }
   std::size_t layers() const { return sizes_.size() - 1; }
   std::size_t units(std::size_t l) const { return static_cast<std::size_t>(sizes_[l]); }
   std::size_t sampleRow(const int32_t* rows, std::size_t row0, std::size_t r) const {
@@ -177,11 +194,12 @@ class Trainer {
   std::vector<double> blockWeight_;  // non-zeros per feature block (to balance the gradient's tasks)
   std::vector<RegSums> blockSums_;   // layer 1's regularisation sums by feature block (sparse input)
 
-  // The input's non-zeros, row by row (CSR), when compressed.
+  // The input's non-zeros when compressed: one record per row (recordWords), row r's at word
+  // rowStart_[r] of records_, so that a minibatch's copy reads each (random) row in one piece.
+  // (64-bit words only for alignment: records are written and read as the types they hold, and
+  // copied with memcpy.)
   std::vector<std::size_t> rowStart_;
-  LargeVector<uint16_t> nzCol_;
-  LargeVector<X> nzVal_;
-  LargeVector<uint32_t> nzBounds_;  // per row, featureBlocks_ + 1 offsets from its first non-zero
+  LargeVector<uint64_t> records_;
   std::vector<RowView> views_;  // the current minibatch's rows
   std::vector<Scratch> scratch_;
 
