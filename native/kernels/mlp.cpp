@@ -397,7 +397,8 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   const std::size_t j0 = b0 * featureBlock_, j1 = std::min(K, b1 * featureBlock_);
   if (j1 <= j0) return;
   const std::size_t nJ = j1 - j0;
-  std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + j1 * ld, T(0));
+  // The first block of samples writes the rows (an empty minibatch leaves them zero).
+  if (m == 0) std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + j1 * ld, T(0));
   Scratch& s = scratch_[task];
   const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / (ld * sizeof(T))));
   // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot.
@@ -417,7 +418,7 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
         entries[j * block + count[j]++] = ColumnEntry<X>{rr, x[k]};
       }
     }
-    sparseGatherCols(isa_, nJ, count, block, entries, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_);
+    sparseGatherCols(isa_, nJ, count, block, entries, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_, s0 == 0);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "simd.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <new>
@@ -110,16 +111,17 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const ui
 
 template <typename T, typename X>
 void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
-                      const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
+                      const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite) {
 #if MLP_HAVE_AVX512
-  if (isa == Isa::Avx512) return avx512::sparseGatherCols(n, count, slot, entries, d, ldd, gT, ldg, width);
+  if (isa == Isa::Avx512) return avx512::sparseGatherCols(n, count, slot, entries, d, ldd, gT, ldg, width, overwrite);
 #endif
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::sparseGatherCols(n, count, slot, entries, d, ldd, gT, ldg, width);
+  if (isa == Isa::Avx2) return avx2::sparseGatherCols(n, count, slot, entries, d, ldd, gT, ldg, width, overwrite);
 #endif
   (void)isa;
   for (std::size_t j = 0; j < n; ++j) {
     T* g = gT + j * ldg;
+    if (overwrite) std::fill(g, g + width, T(0));
     for (std::size_t e = j * slot; e < j * slot + count[j]; ++e) {
       const T v = static_cast<T>(entries[e].val);
       const T* dr = d + static_cast<std::size_t>(entries[e].row) * ldd;
@@ -300,7 +302,7 @@ void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, st
   template void sparseGatherRows<T, X>(Isa, std::size_t, const SparseRow<X>*, std::size_t, std::size_t, const T*, \
                                        std::size_t, T*, std::size_t, std::size_t);                               \
   template void sparseGatherCols<T, X>(Isa, std::size_t, const uint32_t*, std::size_t, const ColumnEntry<X>*,     \
-                                       const T*, std::size_t, T*, std::size_t, std::size_t);
+                                       const T*, std::size_t, T*, std::size_t, std::size_t, bool);
 MLP_SPARSE_INSTANTIATE(double, double)
 MLP_SPARSE_INSTANTIATE(double, float)
 MLP_SPARSE_INSTANTIATE(double, uint8_t)

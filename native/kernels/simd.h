@@ -187,9 +187,10 @@ struct ColumnEntry {
 
 // For every j < n: gT[j * ldg + 0:width] += sum_e e.val * d[e.row * ldd + 0:width] over the entries
 // e in [j * slot, j * slot + count[j]), in that order (weight gradient of layer 1, column by column).
+// With `overwrite`, the sums start from zero instead of gT's rows (which are all written).
 template <typename T, typename X>
 void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
-                      const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+                      const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 
 // For every r < rows: v = z[r*ld + u] (+ bias[u] when bias is given), u < n; z[r*ld + u] = v
 // when a != z; a[r*ld + u] = 1 / (1 + exp(-v)); a[r*ld + u] = 0 for n <= u < ld. bias holds ld
@@ -245,7 +246,7 @@ MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const ui
                              std::size_t width);
 template <typename T, typename X>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
-                               const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+                               const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
@@ -285,7 +286,7 @@ MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
                                std::size_t width);
 template <typename T, typename X>
 MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
-                                 const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+                                 const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
 MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>

@@ -202,14 +202,19 @@ MLP_TARGET void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, co
 
 template <typename T, typename V, std::size_t NV>
 MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<V>* entries,
-                               const T* d, std::size_t ldd, T* gT, std::size_t ldg, typename Vec<T>::part tail) {
+                               const T* d, std::size_t ldd, T* gT, std::size_t ldg, bool overwrite,
+                               typename Vec<T>::part tail) {
   using W = Vec<T>;
   for (std::size_t j = 0; j < n; ++j) {
     const std::size_t e0 = j * slot, e1 = e0 + count[j];
-    if (e0 == e1) continue;
     T* g = gT + j * ldg;
+    if (e0 == e1) {
+      if (overwrite)
+        for (std::size_t i = 0; i < NV; ++i) storeTile<T, NV>(g, i, W::zero(), tail);
+      continue;
+    }
     typename W::type acc[NV];
-    for (std::size_t i = 0; i < NV; ++i) acc[i] = loadTile<T, NV>(g, i, tail);
+    for (std::size_t i = 0; i < NV; ++i) acc[i] = overwrite ? W::zero() : loadTile<T, NV>(g, i, tail);
     // Software-pipelined like byteGatherRowsTile.
     typename W::type v = W::set1(static_cast<T>(entries[e0].val));
     const T* dr = d + static_cast<std::size_t>(entries[e0].row) * ldd;
@@ -308,9 +313,9 @@ MLP_TARGET void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
 template <typename T, typename V>
 MLP_TARGET void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot,
                                  const ColumnEntry<V>* entries, const T* d, std::size_t ldd, T* gT, std::size_t ldg,
-                                 std::size_t width) {
+                                 std::size_t width, bool overwrite) {
   forEachTile<T>(width, [&](auto nv, std::size_t off, typename Vec<T>::part tail) {
-    gatherColsTile<T, V, decltype(nv)::value>(n, count, slot, entries, d + off, ldd, gT + off, ldg, tail);
+    gatherColsTile<T, V, decltype(nv)::value>(n, count, slot, entries, d + off, ldd, gT + off, ldg, overwrite, tail);
   });
 }
 
@@ -353,7 +358,7 @@ MLP_TARGET void smallProduct(std::size_t rows, std::size_t n, std::size_t depth,
   template void sparseGatherRows<T, V>(std::size_t, const SparseRow<V>*, std::size_t, std::size_t, const T*,      \
                                        std::size_t, T*, std::size_t, std::size_t);                                 \
   template void sparseGatherCols<T, V>(std::size_t, const uint32_t*, std::size_t, const ColumnEntry<V>*,         \
-                                       const T*, std::size_t, T*, std::size_t, std::size_t);
+                                       const T*, std::size_t, T*, std::size_t, std::size_t, bool);
 MLP_VECTOR_SPARSE_INSTANTIATE(double, double)
 MLP_VECTOR_SPARSE_INSTANTIATE(double, float)
 MLP_VECTOR_SPARSE_INSTANTIATE(double, uint8_t)
