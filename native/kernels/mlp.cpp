@@ -27,6 +27,9 @@ constexpr std::size_t kGradientBlockBytes = 24576;
 constexpr std::size_t kTransposeBlock = 16;
 // Layers whose weights take at most this many bytes (in both layouts) multiply with smallProduct.
 constexpr std::size_t kSmallProductBytes = 32768;
+// The small layers' weight gradients take this many vectors of units at a time (smallProductTile
+// then keeps 3 outputs x 4 vectors in registers).
+constexpr std::size_t kGradientChunkVectors = 4;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
 
@@ -494,7 +497,15 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
       }
       for (std::size_t o = 0; o < nUnits; ++o) g[o * stride] = acc[o];
       const bool whole = l > 1 || !sparse_;
-      if (l > 1) {
+      if (l > 1 && smallLayer(l - 1)) {
+        // g[o][1 + u] = sum over the samples of d[r][o] * a_prev[r][u], a few vectors of u at a
+        // time, so that several outputs share each load of a_prev's rows (packing a_prev for the
+        // GEMM cost more than the product).
+        const std::size_t ldPrev = ld_[l - 1], chunk = kGradientChunkVectors * simdWidth<T>();
+        for (std::size_t u0 = 0; u0 < nIn; u0 += chunk)
+          smallProduct(isa_, nUnits, std::min(chunk, nIn - u0), m, d, 1, ld, acts_[l - 1].data() + u0, ldPrev,
+                       g + 1 + u0, stride);
+      } else if (l > 1) {
         const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
         const auto a = dense<T>(acts_[l - 1].data(), static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
         gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, scratch_.back().gemm);
