@@ -27,8 +27,8 @@ constexpr std::size_t kGradientBlockBytes = 24576;
 constexpr std::size_t kTransposeBlock = 16;
 // Layers whose weights take at most this many bytes (in both layouts) multiply with smallProduct.
 constexpr std::size_t kSmallProductBytes = 32768;
-// The small layers' weight gradients take this many vectors of units at a time (smallProductTile
-// then keeps 3 outputs x 4 vectors in registers).
+// The small layers' weight gradients take this many vectors of units at a time, so that
+// smallProductTile keeps several outputs' sums in registers (2 outputs x 4 vectors).
 constexpr std::size_t kGradientChunkVectors = 4;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
