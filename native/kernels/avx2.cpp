@@ -200,7 +200,7 @@ MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld
       a = _mm256_add_pd(a, _mm256_setr_pd(std::fabs(v), 0, 0, 0));
       q = _mm256_add_pd(q, _mm256_setr_pd(v * v, 0, 0, 0));
     }
-    // The same operations as the portable loop, a vector at a time (no contraction into FMAs).
+    // regularised and momentumStep (simd.h), a vector at a time (no contraction into FMAs).
     std::size_t u = 0;
     for (; u < whole; u += W::width) {
       const typename W::type wv = W::load(wr + u);
@@ -217,12 +217,8 @@ MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld
       }
     }
     for (; u < n; ++u) {
-      if (rule.regularise) gr[u] = gr[u] + rule.l2 * wr[u] + rule.l1 * signOf(wr[u]);
-      if (rule.step) {
-        const T delta = rule.eta * gr[u];
-        wr[u] -= delta + rule.alpha * pr[u];
-        pr[u] = delta;
-      }
+      if (rule.regularise) gr[u] = regularised(gr[u], wr[u], rule.l1, rule.l2);
+      if (rule.step) momentumStep(wr[u], pr[u], gr[u], rule.eta, rule.alpha);
     }
   }
   alignas(32) double as[4], qs[4];

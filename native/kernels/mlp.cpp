@@ -439,7 +439,7 @@ void Trainer<T, X>::regularise(std::size_t l, T* const* weights, std::size_t c0,
   for (std::size_t o = 0; o < units(l + 1); ++o)
     for (std::size_t c = c0; c < c1; ++c) {
       const std::size_t k = o * stride + c;
-      g[k] = g[k] + tl2 * w[k] + tl1 * signOf(w[k]);
+      g[k] = regularised(g[k], w[k], tl1, tl2);
     }
 }
 
@@ -454,9 +454,7 @@ void Trainer<T, X>::updateColumns(std::size_t l, T* const* weights, T* const* pr
   for (std::size_t o = 0; o < units(l + 1); ++o)
     for (std::size_t c = c0; c < c1; ++c) {
       const std::size_t k = o * stride + c;
-      const T delta = teta * g[k];
-      w[k] -= delta + talpha * prev[k];
-      prev[k] = delta;
+      momentumStep(w[k], prev[k], g[k], teta, talpha);
     }
 }
 

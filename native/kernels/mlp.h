@@ -128,19 +128,19 @@ class Trainer {
 
   // A compressed row's record: its featureBlocks_ + 1 bounds (uint32), then the features of its
   // `count` non-zeros (uint16), then their values (X, aligned), in 64-bit words.
+  std::size_t recordColumnsAt() const { return (featureBlocks_ + 1) * sizeof(uint32_t); }
+  std::size_t recordValuesAt(std::size_t count) const {
+    return (recordColumnsAt() + count * sizeof(uint16_t) + sizeof(X) - 1) / sizeof(X) * sizeof(X);
+  }
   std::size_t recordWords(std::size_t count) const {
-    const std::size_t bytes = ((featureBlocks_ + 1) * sizeof(uint32_t) + count * sizeof(uint16_t) + sizeof(X) - 1) /
-                                  sizeof(X) * sizeof(X) + count * sizeof(X);
-    return (bytes + sizeof(uint64_t) - 1) / sizeof(uint64_t);
+    return (recordValuesAt(count) + count * sizeof(X) + sizeof(uint64_t) - 1) / sizeof(uint64_t);
   }
   RowView recordView(const uint64_t* record) const {
     const auto* bytes = reinterpret_cast<const unsigned char*>(record);
     const auto* bounds = reinterpret_cast<const uint32_t*>(bytes);
     const std::size_t count = bounds[featureBlocks_];
-    const std::size_t colBytes = (featureBlocks_ + 1) * sizeof(uint32_t);
-    const std::size_t valBytes = (colBytes + count * sizeof(uint16_t) + sizeof(X) - 1) / sizeof(X) * sizeof(X);
-    return RowView{reinterpret_cast<const uint16_t*>(bytes + colBytes), reinterpret_cast<const X*>(bytes + valBytes),
-                   bounds};
+    return RowView{reinterpret_cast<const uint16_t*>(bytes + recordColumnsAt()),
+                   reinterpret_cast<const X*>(bytes + recordValuesAt(count)), bounds};
   }
   std::size_t layers() const { return sizes_.size() - 1; }
   std::size_t units(std::size_t l) const { return static_cast<std::size_t>(sizes_[l]); }

@@ -186,13 +186,9 @@ RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld
     T* gr = g + r * ld;
     T* pr = prev + r * ld;
     if (rule.regularise)
-      for (std::size_t u = 0; u < n; ++u) gr[u] = gr[u] + rule.l2 * wr[u] + rule.l1 * signOf(wr[u]);
+      for (std::size_t u = 0; u < n; ++u) gr[u] = regularised(gr[u], wr[u], rule.l1, rule.l2);
     if (rule.step)
-      for (std::size_t u = 0; u < n; ++u) {
-        const T delta = rule.eta * gr[u];
-        wr[u] -= delta + rule.alpha * pr[u];
-        pr[u] = delta;
-      }
+      for (std::size_t u = 0; u < n; ++u) momentumStep(wr[u], pr[u], gr[u], rule.eta, rule.alpha);
   }
   return sums;
 }

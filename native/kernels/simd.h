@@ -128,6 +128,19 @@ RegSums regSums(const T* w, std::size_t rows, std::size_t stride, std::size_t n)
   return RegSums{(a[0] + a[1]) + (a[2] + a[3]), (q[0] + q[1]) + (q[2] + q[3])};
 }
 
+// The seed's update of one weight, in its order (every path and layer uses these, so the scalar
+// arithmetic is written once): the gradient plus its regularisation, then the momentum step.
+template <typename T>
+inline T regularised(T g, T w, T l1, T l2) {
+  return g + l2 * w + l1 * signOf(w);
+}
+template <typename T>
+inline void momentumStep(T& w, T& prev, T g, T eta, T alpha) {
+  const T delta = eta * g;
+  w -= delta + alpha * prev;
+  prev = delta;
+}
+
 // The regularised momentum step's coefficients (regularisedStep).
 template <typename T>
 struct StepRule {
