@@ -5,7 +5,7 @@
  * Runs every contender of bench/contenders.mjs on the same MNIST workload, each trial in a fresh
  * process, then prints a table (seconds per epoch, GFLOP/s, speed relative to native float64,
  * prediction throughput, single-sample latency, peak RSS), the targets, a threads section and a
- * scaling section, and writes bench/results/<date>.json (full mode also bench/results/latest.md).
+ * scaling section, and writes bench/results/<UTC date and time>Z.json (full mode also bench/results/latest.md).
  *
  *   --quick       a few seconds per contender on 6,000 images (CI keeps the benchmark working with it)
  *   --only=a,b    only these contender ids (see bench/contenders.mjs)
@@ -775,7 +775,9 @@ async function main() {
   // Results files
   const seconds = (Date.now() - started) / 1000;
   const now = new Date();
-  const date = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-${String(now.getDate()).padStart(2, '0')}`;
+  const date = now.toISOString().slice(0, 10);
+  // Every run keeps its own file (several runs on one day are the rule when comparing).
+  const stamp = now.toISOString().slice(0, 19).replace(/[-:]/g, '');
   const doc = {
     schema: 1,
     date: now.toISOString(),
@@ -798,7 +800,7 @@ async function main() {
     scaling: scalingSection,
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const jsonPath = join(RESULTS_DIR, `${date}${args.quick ? '-quick' : ''}.json`);
+  const jsonPath = join(RESULTS_DIR, `${stamp}Z${args.quick ? '-quick' : ''}.json`);
   writeAtomically(jsonPath, `${JSON.stringify(doc, null, 2)}\n`);
   log(`wrote ${relative(process.cwd(), jsonPath)}`);
   if (!args.quick && !args.only) {
