@@ -402,11 +402,8 @@ export class NeuralNetMLP {
   /** Prepares epoch `k` of the plan: shuffles (composing permutations like the seed) and sets the learning rate. */
   #epochParams(plan: FitPlan): EpochParams {
     const o = this.options;
-    if (o.shuffle) {
-      const perm = this.#rng.permutation(plan.order.length);
-      const prev = plan.order.slice();
-      for (let k = 0; k < perm.length; k++) plan.order[k] = prev[perm[k]];
-    }
+    // order[permutation(n)], composing with the earlier epochs' shuffles like the seed's X[idx].
+    if (o.shuffle) this.#backend.shuffleOrder(this.#rng, plan.order);
     // Committed in #afterEpoch only if the epoch completes, so an aborted one does not shrink it twice.
     plan.eta = nextEta(this.#eta, o.eta, o.decreaseConst, this.#epochsDone, o.etaSchedule);
     return { eta: plan.eta, alpha: o.alpha, l1: o.l1, l2: o.l2, minibatches: o.minibatches, threads: o.threads };

@@ -6,6 +6,7 @@
  * samples in exactly the seed's order.
  */
 import { randomBytes } from 'node:crypto';
+import { invalidType, outOfRange } from './errors.js';
 import { integerIn } from './validate.js';
 
 const N = 624;
@@ -96,6 +97,41 @@ export class RandomState {
       value = (this.nextUint32() & mask) >>> 0;
     } while (value > max);
     return value;
+  }
+
+  /**
+   * `shuffle(x)`: shuffles `order` in place by numpy's legacy Fisher-Yates from the end, drawing
+   * exactly what `permutation(order.length)` draws; `order` becomes `order[permutation(n)]`.
+   */
+  shuffle(order: Int32Array): void {
+    if (!(order instanceof Int32Array)) throw invalidType('order', 'an Int32Array', order);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = this.interval(i);
+      const t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+    }
+  }
+
+  /**
+   * The generator's state: its 624 words, then the position of the next one (numpy's
+   * `get_state()[1]` and `[2]`), into `out` when given (625 entries).
+   */
+  getState(out: Uint32Array = new Uint32Array(N + 1)): Uint32Array {
+    if (!(out instanceof Uint32Array)) throw invalidType('out', `a Uint32Array of ${N + 1} entries`, out);
+    if (out.length !== N + 1) throw outOfRange('out.length', `${N + 1}`, out.length);
+    out.set(this.mt);
+    out[N] = this.mti;
+    return out;
+  }
+
+  /** Restores a state from {@link RandomState.getState}. */
+  setState(state: Uint32Array): void {
+    if (!(state instanceof Uint32Array)) throw invalidType('state', `a Uint32Array of ${N + 1} entries`, state);
+    if (state.length !== N + 1) throw outOfRange('state.length', `${N + 1}`, state.length);
+    if (state[N] > N) throw outOfRange(`state[${N}] (the position)`, `an integer in [0, ${N}]`, state[N]);
+    this.mt.set(state.subarray(0, N));
+    this.mti = state[N];
   }
 
   /** `permutation(n)`: a shuffled `arange(n)`, by numpy's legacy Fisher-Yates from the end. */

@@ -1,6 +1,8 @@
 /** RandomState against numpy's legacy np.random.RandomState (test/fixtures/random.json). */
 import { describe, expect, it } from 'vitest';
 import { RandomState } from '../lib/index.js';
+import { resolveBackend } from '../lib/backend/index.js';
+import { backends } from './helpers/backends.js';
 import { randomFixture } from './helpers/fixtures.js';
 import { expectSameBits } from './helpers/numeric.js';
 
@@ -69,6 +71,42 @@ describe('RandomState matches numpy bit for bit', () => {
     expect(rng.interval(0)).toBe(0);
   });
 
+  it.each(fx.permutation.map((c) => [c.seed, c.n, c.draws_before, c.perm] as const))(
+    'shuffle(order) is order[permutation(n)] and draws what permutation draws: seed %i, n %i, after %i draws',
+    (seed, n, before, perm) => {
+      const a = new RandomState(seed);
+      const b = new RandomState(seed);
+      for (let i = 0; i < before; i++) {
+        a.randomSample();
+        b.randomSample();
+      }
+      const order = Int32Array.from({ length: n }, (_, k) => 1000 + 7 * k);
+      a.shuffle(order);
+      expectSameBits(order, perm.map((p) => 1000 + 7 * p), `shuffle of ${n}`);
+      b.permutation(n);
+      expect(a.getState()).toEqual(b.getState());
+      expect(a.randomSample()).toBe(b.randomSample());
+    },
+  );
+
+  it('getState and setState restore the stream, across a twist of the state', () => {
+    const rng = new RandomState(7);
+    for (let i = 0; i < 600; i++) rng.nextUint32();
+    const saved = rng.getState();
+    expect(saved).toBeInstanceOf(Uint32Array);
+    expect(saved.length).toBe(625);
+    expect(saved[624]).toBe(600);
+    const first = Array.from({ length: 100 }, () => rng.nextUint32());
+    const other = new RandomState(8);
+    other.setState(saved);
+    expect(Array.from({ length: 100 }, () => other.nextUint32())).toEqual(first);
+    // getState(out) fills the given array; the state is copied, not shared.
+    const out = new Uint32Array(625);
+    expect(rng.getState(out)).toBe(out);
+    out[0] ^= 1;
+    expect(rng.getState()[0]).not.toBe(out[0]);
+  });
+
   it('fromEntropy gives a working generator', () => {
     const rng = RandomState.fromEntropy();
     const v = rng.randomSample();
@@ -87,5 +125,50 @@ describe('RandomState arguments', () => {
     }
     expect(() => new RandomState(0)).not.toThrow();
     expect(() => new RandomState(2 ** 32 - 1)).not.toThrow();
+  });
+
+  it('rejects a bad order, state or state buffer, naming it, and leaves the generator as it was', () => {
+    const rng = new RandomState(3);
+    const before = rng.getState();
+    expect(() => rng.shuffle([3, 1, 2] as unknown as Int32Array)).toThrow(/order/);
+    expect(() => rng.shuffle(new Float64Array(3) as unknown as Int32Array)).toThrow(TypeError);
+    expect(() => rng.getState(new Uint32Array(624))).toThrow(RangeError);
+    expect(() => rng.getState(new Int32Array(625) as unknown as Uint32Array)).toThrow(TypeError);
+    expect(() => rng.setState(new Uint32Array(10))).toThrow(/state\.length/);
+    const bad = rng.getState();
+    bad[624] = 625;
+    expect(() => rng.setState(bad)).toThrow(RangeError);
+    expect(() => rng.setState([1, 2] as unknown as Uint32Array)).toThrow(TypeError);
+    expect(rng.getState()).toEqual(before);
+  });
+});
+
+describe.each(backends)('the %s backend shuffles a training order like RandomState.shuffle', (name) => {
+  const backend = resolveBackend(name);
+
+  it.each([
+    [1, 0, 0],
+    [1, 1, 0],
+    [1, 2, 0],
+    [5, 3, 13],
+    [0, 1000, 700],
+    [42, 60000, 0],
+    [4294967295, 60000, 623],
+  ])('seed %i, n %i, after %i draws: same order, same state after, twice in a row', (seed, n, before) => {
+    const a = new RandomState(seed);
+    const b = new RandomState(seed);
+    for (let i = 0; i < before; i++) {
+      a.nextUint32();
+      b.nextUint32();
+    }
+    const orderA = Int32Array.from({ length: n }, (_, k) => (k * 7919) % Math.max(n, 1));
+    const orderB = orderA.slice();
+    for (let epoch = 0; epoch < 2; epoch++) {
+      backend.shuffleOrder(a, orderA);
+      b.shuffle(orderB);
+      expectSameBits(orderA, orderB, `epoch ${epoch}`);
+      expect(a.getState()).toEqual(b.getState());
+    }
+    expect(a.randomSample()).toBe(b.randomSample());
   });
 });

@@ -469,6 +469,44 @@ describe.skipIf(!addonPresent)('the raw addon rejects garbage without crashing',
     }
   });
 
+  it('shuffleOrder checks the state and the order, and shuffles only when they are right', () => {
+    const addon = load();
+    if (typeof addon.shuffleOrder !== 'function') return;
+    const shuffle = addon.shuffleOrder as AnyFn;
+    const state = () => {
+      const s = new Uint32Array(625);
+      s.fill(12345);
+      s[624] = 624;
+      return s;
+    };
+    const order = Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7]);
+    const cases: [string, unknown[]][] = [
+      ['state too short', [new Uint32Array(624), order]],
+      ['state too long', [new Uint32Array(626), order]],
+      ['state an Int32Array', [new Int32Array(625), order]],
+      ['state a plain array', [Array.from(state()), order]],
+      ['position past the words', [Object.assign(state(), { 624: 625 }), order]],
+      ['position 2^32 - 1', [Object.assign(state(), { 624: 2 ** 32 - 1 }), order]],
+      ['order a Uint32Array', [state(), new Uint32Array(8)]],
+      ['order a Float64Array', [state(), new Float64Array(8)]],
+      ['order missing', [state()]],
+    ];
+    for (const [label, args] of cases) {
+      const copy = order.slice();
+      expectTypeOrRangeError(() => shuffle(...args), label);
+      expect(copy).toEqual(order);
+    }
+    const s = state();
+    const shuffled = order.slice();
+    shuffle(s, shuffled);
+    expect(Array.from(shuffled).sort((x, y) => x - y)).toEqual(Array.from(order));
+    expect(s[624]).toBeGreaterThanOrEqual(7);
+    // Sharing one buffer is the caller's mistake, but stays within both arrays.
+    const shared = new Uint32Array(625 + 8);
+    shared[624] = 624;
+    shuffle(shared.subarray(0, 625), new Int32Array(shared.buffer, 4 * 617, 8));
+  });
+
   describe('training', () => {
     it.each([...garbage, ...labelGarbage, ...trainGarbage])('%s', (label, change) => {
       const addon = load();

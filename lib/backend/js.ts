@@ -401,6 +401,7 @@ export function argmaxRows(data: FloatArray, rows: number, cols: number, out: In
 export const jsBackend: Backend = {
   name: 'js',
   firstNonFinite,
+  shuffleOrder: (rng, order) => rng.shuffle(order),
 
   createRunner(_net, x, labels): EpochRunner {
     let worker: WorkerClient | undefined;

@@ -38,6 +38,8 @@ interface NativeAddon {
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
   firstNonFinite(data: Float64Array | Float32Array): number;
+  /** RandomState.shuffle(order) with the state from RandomState.getState(), advanced in place. */
+  shuffleOrder(state: Uint32Array, order: Int32Array): void;
   costAndGradient(
     net: Pick<NetState, 'sizes' | 'weights'>,
     x: Matrix,
@@ -50,7 +52,7 @@ interface NativeAddon {
 }
 
 /** Must equal the addon's `abiVersion` (bumped whenever its exports change). */
-const ABI_VERSION = 5;
+const ABI_VERSION = 6;
 const ADDON_NAME = 'neuralnet_mlp.node';
 /** Environment variable naming an explicit path to the addon file. */
 export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';
@@ -118,6 +120,11 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
   return {
     name: 'native',
     firstNonFinite: (data) => addon.firstNonFinite(data),
+    shuffleOrder: (rng, order) => {
+      const state = rng.getState();
+      addon.shuffleOrder(state, order);
+      rng.setState(state);
+    },
     createRunner: (net, x, labels, threads) => new addon.Trainer(net, x, labels, threads),
     outputLogits: (net, x, out, threads) => addon.outputLogits(net, x, out, threads),
     createPredictor: (net, threads) => new addon.Predictor(net, threads),

@@ -4,6 +4,8 @@
  * above them is one piece of code and the tests can run every check on every backend.
  */
 
+import type { RandomState } from '../random.js';
+
 /** Floating-point precision of weights and arithmetic. */
 export type Dtype = 'float64' | 'float32';
 /** A typed array of weights in the model's dtype. */
@@ -105,6 +107,13 @@ export interface Backend {
    * promise settles (the model passes a copy of its weights).
    */
   outputLogitsAsync(net: NetState, x: Matrix, out: FloatArray, threads: number): Promise<void>;
+  /**
+   * Shuffles `order` in place as `rng.shuffle(order)` does (numpy's legacy `RandomState.shuffle`:
+   * `order` becomes `order[permutation(n)]`, the seed's per-epoch shuffle), leaving `rng` in the
+   * same state. The native backend does it in C++: it runs between epochs while every training
+   * thread waits.
+   */
+  shuffleOrder(rng: RandomState, order: Int32Array): void;
   /**
    * Cost and gradient over the samples `order` (one minibatch), without updating anything.
    * `grads` has the shapes of `net.weights`; returns the cost (the seed's `_get_cost`).

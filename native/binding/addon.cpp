@@ -14,6 +14,7 @@
 
 #include "../kernels/cpu.h"
 #include "../kernels/mlp.h"
+#include "../kernels/shuffle.h"
 
 namespace {
 
@@ -680,6 +681,26 @@ Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, first == n ? -1.0 : static_cast<double>(first));
 }
 
+// shuffleOrder(state, order): RandomState.shuffle(order) with the generator state `state` (a
+// Uint32Array of 625: RandomState.getState()), which it advances in place.
+Napi::Value ShuffleOrder(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto state = typedArrayOf<uint32_t>(env, info[0], "state", napi_uint32_array, "Uint32Array");
+  if (state.ElementLength() != mlp::kMtWords + 1)
+    throwRange(env, "Expected state to have " + std::to_string(mlp::kMtWords + 1) + " entries, got " +
+                        std::to_string(state.ElementLength()));
+  if (state.Data()[mlp::kMtWords] > mlp::kMtWords)
+    throwRange(env, "Expected the position state[" + std::to_string(mlp::kMtWords) + "] to be at most " +
+                        std::to_string(mlp::kMtWords) + ", got " + std::to_string(state.Data()[mlp::kMtWords]));
+  auto order = typedArrayOf<int32_t>(env, info[1], "order", napi_int32_array, "Int32Array");
+  const std::size_t n = order.ElementLength();
+  if (n > static_cast<std::size_t>(std::numeric_limits<int32_t>::max()))
+    throwRange(env, "Expected order to have at most 2^31 - 1 entries, got " + std::to_string(n));
+  // The two arrays may share memory; the loops stay within each one's bounds either way.
+  mlp::shuffleOrder(state.Data(), order.Data(), n);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Trainer", TrainerWrap::Define(env));
   exports.Set("Predictor", PredictorWrap::Define(env));
@@ -687,10 +708,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("outputLogitsAsync", Napi::Function::New<OutputLogitsAsync>(env, "outputLogitsAsync"));
   exports.Set("costAndGradient", Napi::Function::New<CostAndGradient>(env, "costAndGradient"));
   exports.Set("firstNonFinite", Napi::Function::New<FirstNonFinite>(env, "firstNonFinite"));
+  exports.Set("shuffleOrder", Napi::Function::New<ShuffleOrder>(env, "shuffleOrder"));
   exports.Set("isa", Napi::String::New(env, mlp::isaName(mlp::activeIsa())));
   exports.Set("bestIsa", Napi::String::New(env, mlp::isaName(mlp::detectedIsa())));
   // Bumped whenever the exports change, so a stale build is reported as such, not half-used.
-  exports.Set("abiVersion", Napi::Number::New(env, 5));
+  exports.Set("abiVersion", Napi::Number::New(env, 6));
   return exports;
 }
 
