@@ -134,17 +134,12 @@ export class RandomState {
     this.mti = state[N];
   }
 
-  /** `permutation(n)`: a shuffled `arange(n)`, by numpy's legacy Fisher-Yates from the end. */
+  /** `permutation(n)`: a shuffled `arange(n)` (numpy's legacy permutation is `shuffle(arange(n))`). */
   permutation(n: number): Int32Array {
     integerIn('n', n, 0, 2 ** 31 - 1);
     const perm = new Int32Array(n);
     for (let i = 0; i < n; i++) perm[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = this.interval(i);
-      const t = perm[i];
-      perm[i] = perm[j];
-      perm[j] = t;
-    }
+    this.shuffle(perm);
     return perm;
   }
 }

@@ -188,7 +188,8 @@ class Trainer {
   bool prepared_ = false;
   std::unique_ptr<ThreadPool> pool_;
 
-  // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1.
+  // Layer 1 works on blocks of featureBlock_ features, whose weight rows stay in L1 (training's
+  // forward pass takes forwardBlocks_ of them at a time: kForwardBlockBytes in mlp.cpp).
   std::size_t featureBlock_ = 0, featureBlocks_ = 0;
   std::size_t forwardBlocks_ = 1;  // feature blocks per step of the forward pass
   std::size_t width1_ = 0;  // the vector width of layer-1 rows (units rounded up to whole vectors)
