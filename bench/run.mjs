@@ -584,7 +584,7 @@ async function main() {
     for (const nHidden of SCALING.nHidden) {
       for (const samples of SCALING.samples) {
         if (nHidden * samples > SCALING.maxWork[modeName]) continue;
-        const workload = workloadFor(base, mode, modeName, { samples, nHidden, epochs: 1, measure: false });
+        const workload = workloadFor(base, mode, modeName, { samples, nHidden, epochs: SCALING.epochs[modeName], measure: false });
         log(`- scaling: nHidden ${nHidden}, ${samples.toLocaleString('en-US')} images...`);
         const r = derive(await runTrial(base, workload, env, mode.trialTimeoutMs), workload);
         if (!r.ok) {
@@ -594,7 +594,7 @@ async function main() {
         cells.push({ nHidden, samples, ok: r.ok, sPerEpoch: r.sPerFullEpoch ?? null, gflops: r.gflops ?? null, gflop: (flopPerSample(nHidden) * samples) / 1e9, error: r.error });
       }
     }
-    scalingSection = { contender: base.label, threads: m.availableParallelism, cells };
+    scalingSection = { contender: base.label, threads: m.availableParallelism, epochs: SCALING.epochs[modeName], cells };
   }
 
   // Report
@@ -762,7 +762,7 @@ async function main() {
       }),
     ]);
     sections.push(
-      `### Scaling\n\n${scalingSection.contender}, ${scalingSection.threads} threads: seconds for one epoch (after a warm-up epoch) and GFLOP/s; ` +
+      `### Scaling\n\n${scalingSection.contender}, ${scalingSection.threads} threads: seconds per epoch (${scalingSection.epochs === 1 ? 'one epoch' : `median of ${scalingSection.epochs} epochs`} after a warm-up epoch) and GFLOP/s; ` +
         `minibatches of ~${BATCH_SIZE} images. Constant GFLOP/s along a row and down a column means time grows linearly with the work.` +
         (args.quick ? ' Quick mode skips the largest cells.' : '') +
         '\n\n' +
