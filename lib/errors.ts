@@ -3,16 +3,27 @@
  * Every error carries a stable `code` so callers can branch without parsing messages.
  */
 
-/** Error codes used by this package. */
+/**
+ * The `code` of this package's errors:
+ * - `ERR_INVALID_ARG_TYPE` (`TypeError`), `ERR_OUT_OF_RANGE` and `ERR_INVALID_ARG_VALUE`
+ *   (`RangeError`): a bad argument, named in the message;
+ * - `ERR_INVALID_FILE`: a model or IDX file that cannot be read as one (the error has `path`), or
+ *   no MNIST copy where `mnistDataDir()` looks;
+ * - `ERR_NATIVE_UNAVAILABLE`: `backend: 'native'` where the addon does not load (or a backend's
+ *   worker script is missing from the build);
+ * - `ERR_BUSY`: a model asked to fit while it is fitting;
+ * - `ABORT_ERR`: a fit stopped by its `signal` (name `AbortError`). When the signal's reason is
+ *   itself an `AbortError` (as `AbortController.abort()` gives), the fit rejects with that reason
+ *   instead, a `DOMException` whose `code` is the number 20.
+ */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_OUT_OF_RANGE'
   | 'ERR_INVALID_ARG_VALUE'
   | 'ERR_INVALID_FILE'
   | 'ERR_NATIVE_UNAVAILABLE'
-  | 'ERR_NOT_FITTED'
   | 'ERR_BUSY'
-  | 'ERR_ABORTED';
+  | 'ABORT_ERR';
 
 /** A short, human description of any value, for error messages. */
 export function describe(value: unknown): string {

@@ -3,7 +3,7 @@
  * with L1/L2 regularisation, momentum, a decreasing learning rate and shuffling.
  */
 import { availableParallelism } from 'node:os';
-import { invalidFile, invalidType, outOfRange, stateError } from './errors.js';
+import { invalidFile, invalidType, invalidValue, outOfRange, stateError, type ErrorCode } from './errors.js';
 import { type BackendChoice, resolveBackend } from './backend/index.js';
 import { argmaxRows } from './backend/js.js';
 import type { Backend, Dtype, EpochParams, EpochRunner, FloatArray, InputArray, Matrix, NetState, Predictor } from './backend/types.js';
@@ -15,6 +15,7 @@ import {
   type TrainingInfo,
   FORMAT_TAG,
   FORMAT_VERSION,
+  MODEL_LIMITS,
   decodeModel,
   decodeModelFile,
   encodeSafetensors,
@@ -242,7 +243,7 @@ export function learningRates(eta0: number, decreaseConst: number, epochs: numbe
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  return Object.assign(new Error('The fit was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+  return Object.assign(new Error('The fit was aborted', { cause: reason }), { name: 'AbortError', code: 'ABORT_ERR' satisfies ErrorCode });
 }
 
 /** The output layer's activations from its pre-activations, in place. */
@@ -506,8 +507,8 @@ export class NeuralNetMLP {
 
   /**
    * Learns the weights like {@link NeuralNetMLP.fitSync} without blocking the event loop: on the
-   * native backend every epoch runs on a worker thread; on the TypeScript backend epochs run on
-   * this thread with a yield to the event loop between them. `onEpoch` reports progress after
+   * native backend every epoch runs on a worker thread (an N-API async worker); on the TypeScript
+   * backend, in a `worker_threads` worker. `onEpoch` reports progress (on this thread) after
    * every epoch. When `signal` aborts, training stops after the current minibatch; the model keeps
    * the weights of the last completed minibatch and the promise rejects with an `AbortError`.
    * While it runs, `predict` answers from the weights of the last completed epoch, and another
@@ -721,9 +722,34 @@ export class NeuralNetMLP {
     return encodeSafetensors(this.toJSON());
   }
 
-  /** The bytes `save(path)` writes: safetensors for a `.safetensors` path, JSON otherwise. */
+  /**
+   * The bytes `save(path)` writes: safetensors for a `.safetensors` path, JSON otherwise. A model
+   * that `load` could not read back (beyond {@link MODEL_LIMITS}) is refused before anything is
+   * written, rather than saved to a file no one can open.
+   */
   #encodeFor(path: string): string | Uint8Array {
-    return path.endsWith('.safetensors') ? this.toSafetensors() : stringifyModel(this.toJSON());
+    const sizes = this.#net.sizes;
+    let weights = 0;
+    for (let l = 0; l + 1 < sizes.length; l++) weights += sizes[l + 1] * (sizes[l] + 1);
+    if (weights > MODEL_LIMITS.maxWeights) {
+      throw outOfRange('the model to save', `at most ${MODEL_LIMITS.maxWeights} weights (MODEL_LIMITS.maxWeights, the most load reads back)`, weights);
+    }
+    let encoded: string | Uint8Array;
+    try {
+      encoded = path.endsWith('.safetensors') ? this.toSafetensors() : stringifyModel(this.toJSON());
+    } catch (error) {
+      // V8's own "Invalid string length": the JSON text would be longer than a string can be.
+      if (!(error instanceof RangeError)) throw error;
+      throw Object.assign(invalidValue(`The model is too large to write as JSON (${weights} weights); save it to a .safetensors path instead`), { cause: error });
+    }
+    const bytes = typeof encoded === 'string' ? Buffer.byteLength(encoded) : encoded.byteLength;
+    if (bytes > MODEL_LIMITS.maxFileBytes) {
+      throw invalidValue(
+        `The model's file would be ${bytes} bytes, more than load reads back (MODEL_LIMITS.maxFileBytes, ${MODEL_LIMITS.maxFileBytes})` +
+          (path.endsWith('.safetensors') ? '' : '; a .safetensors file holds the same model in fewer bytes'),
+      );
+    }
+    return encoded;
   }
 
   /** Writes the model to `path`: safetensors when it ends in `.safetensors`, JSON (`toJSON`) otherwise. */

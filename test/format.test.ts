@@ -2,6 +2,7 @@
  * The model file (lib/format.ts): every way of saving and loading gives back the identical model,
  * and bad documents are rejected with ERR_INVALID_FILE before anything is built.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +194,25 @@ function expectInvalidFile(error: Error & { code?: string }, field: string | Reg
   if (typeof field === 'string') expect(error.message).toContain(field);
   else expect(error.message).toMatch(field);
 }
+
+describe('a model beyond MODEL_LIMITS is not saved', () => {
+  it('refuses, before writing, a model with more weights than load reads back', async () => {
+    // 1025 x 65,536 + 1 x 1,026 weights: just over MODEL_LIMITS.maxWeights (float32: 256 MiB).
+    const big = new NeuralNetMLP({ nOutput: 1, nFeatures: 65_535, nHidden: 1025, dtype: 'float32', randomState: 1, backend: 'js' });
+    const weights = 1025 * 65_536 + 1026;
+    expect(weights).toBeGreaterThan(MODEL_LIMITS.maxWeights);
+    for (const path of [tempPath(), join(dir, 'big.safetensors')]) {
+      const sync = thrown(() => big.saveSync(path));
+      expect(sync).toBeInstanceOf(RangeError);
+      expect(sync.code).toBe('ERR_OUT_OF_RANGE');
+      expect(sync.message).toContain(`at most ${MODEL_LIMITS.maxWeights} weights`);
+      expect(sync.message).toContain(String(weights));
+      const async = await rejection(big.save(path));
+      expect(async).toBeInstanceOf(RangeError);
+      expect(existsSync(path)).toBe(false);
+    }
+  }, 60_000);
+});
 
 describe('bad documents are rejected with ERR_INVALID_FILE', () => {
   it.each(badDocs)('%s', async (_label, change, field) => {
