@@ -360,14 +360,32 @@ export class NeuralNetMLP {
     return toMatrix('X', X, this.options.nFeatures, (data) => this.#backend.firstNonFinite(data));
   }
 
+  /**
+   * X for a call that the native backend answers on another thread while the caller's code runs
+   * on. The addon holds the caller's array, but not its memory: an ArrayBuffer transferred away
+   * (detached) or shrunk meanwhile would leave that thread reading freed memory. So it gets a
+   * private copy, unless the memory cannot go away (a SharedArrayBuffer can be neither detached
+   * nor shrunk) or is already ours (rows given as arrays). The TypeScript backend copies X into
+   * its worker itself.
+   */
+  #matrixForAsync(X: MatrixLike): Matrix<InputArray> {
+    const x = this.#matrix(X);
+    const own = x.data !== (X as { data?: unknown }).data;
+    if (this.backend !== 'native' || own || x.data.buffer instanceof SharedArrayBuffer) return x;
+    const d = x.data;
+    const copy = d instanceof Float64Array ? new Float64Array(d.length) : d instanceof Float32Array ? new Float32Array(d.length) : new Uint8Array(d.length);
+    copy.set(d);
+    return { ...x, data: copy };
+  }
+
   /** The weights to read: during an asynchronous fit, those of its last completed epoch. */
   #stableWeights(): FloatArray[] {
     return this.#snapshot ?? this.#net.weights;
   }
 
-  #plan(X: MatrixLike, y: LabelsLike, epochs: number): FitPlan {
+  #plan(X: MatrixLike, y: LabelsLike, epochs: number, async = false): FitPlan {
     const o = this.options;
-    const x = this.#matrix(X);
+    const x = async ? this.#matrixForAsync(X) : this.#matrix(X);
     const labels = toLabels('y', y, x.rows, o.nOutput);
     if (o.minibatches > x.rows) {
       throw outOfRange('options.minibatches', `an integer in [1, ${x.rows}] (at most one minibatch per row of X)`, o.minibatches);
@@ -516,7 +534,7 @@ export class NeuralNetMLP {
    */
   async fit(X: MatrixLike, y: LabelsLike, options?: FitOptions): Promise<this> {
     const { onEpoch, signal } = checkFitOptions('options', options, true);
-    const plan = this.#plan(X, y, this.options.epochs);
+    const plan = this.#plan(X, y, this.options.epochs, true);
     if (signal?.aborted) throw abortError(signal);
     this.#begin(true);
     await this.#runAsync(plan, onEpoch, signal);
@@ -532,7 +550,7 @@ export class NeuralNetMLP {
     const { epochs = 1, ...rest } = (isPlainObject(options) ? options : {}) as FitOptions & { epochs?: number };
     if (options !== undefined && !isPlainObject(options)) throw invalidType('options', 'an object { epochs?, onEpoch?, signal? }', options);
     const { onEpoch, signal } = checkFitOptions('options', rest, true);
-    const plan = this.#plan(X, y, integerIn('options.epochs', epochs, 1));
+    const plan = this.#plan(X, y, integerIn('options.epochs', epochs, 1), true);
     if (signal?.aborted) throw abortError(signal);
     this.#begin(false);
     await this.#runAsync(plan, onEpoch, signal);
@@ -573,7 +591,9 @@ export class NeuralNetMLP {
 
   /**
    * {@link NeuralNetMLP.predict} off the main thread (native: an N-API async worker; TypeScript:
-   * a worker thread), for large batches. `X` must not change until the promise settles.
+   * a worker thread), for large batches. `X` is copied first, so it may change or go away
+   * meanwhile; except data on a SharedArrayBuffer on the native backend, which is read in place
+   * (its memory cannot go away, but what the call computes from changed rows is undefined).
    */
   async predictAsync(X: MatrixLike): Promise<Int32Array> {
     const { data, rows, cols } = await this.#logitsAsync(X);
@@ -587,7 +607,7 @@ export class NeuralNetMLP {
   }
 
   async #logitsAsync(X: MatrixLike): Promise<Matrix<FloatArray>> {
-    const x = this.#matrix(X);
+    const x = this.#matrixForAsync(X);
     const nOut = this.options.nOutput;
     const data = this.options.dtype === 'float32' ? new Float32Array(x.rows * nOut) : new Float64Array(x.rows * nOut);
     // A private copy of the weights: a fit may update the model's own arrays meanwhile.

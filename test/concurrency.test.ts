@@ -285,6 +285,38 @@ describe.each(backends)('%s backend', (backend: Backend) => {
     expect(child.stdout, output).toContain('alive');
   });
 
+  it('a Node Buffer given as X or y is left as it was by fit and predictAsync', async () => {
+    // Buffer#slice is a view, not a copy: a copy made with it and transferred to a worker thread
+    // would take the caller's memory with it.
+    const rows = 64;
+    const data = Buffer.alloc(rows * 784);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 37) % 256;
+    const labels = Buffer.alloc(rows);
+    for (let i = 0; i < rows; i++) labels[i] = i % 10;
+    const before = Buffer.from(data);
+    const model = new NeuralNetMLP({ ...base, nHidden: 8, epochs: 2, minibatches: 2, randomState: 3 });
+    await model.fit({ data, rows, cols: 784 }, labels);
+    const predicted = await model.predictAsync({ data, rows, cols: 784 });
+    expect(data.length).toBe(rows * 784);
+    expect(labels.length).toBe(rows);
+    expect(data.equals(before)).toBe(true);
+    expect(predicted).toEqual(model.predict({ data, rows, cols: 784 }));
+  });
+
+  it.each([
+    ['predictAsync', 'resize'],
+    ['predictAsync', 'detach'],
+    ['fit', 'resize'],
+    ['fit', 'detach'],
+  ])('%s gives its results unchanged when the input memory goes away meanwhile (%s)', (mode, how) => {
+    // In a child process: reading memory that was taken away can crash.
+    const script = fileURLToPath(new URL('./helpers/robust-detach.mjs', import.meta.url));
+    const child = spawnSync(process.execPath, [script, backend, mode, how], { encoding: 'utf8', timeout: 90_000 });
+    const output = `exit status ${child.status}, signal ${child.signal}\n${child.stdout}\n${child.stderr}`;
+    expect(child.status, output).toBe(0);
+    expect(JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}'), output).toMatchObject({ inputLengthAfter: 0, same: true });
+  });
+
   it('the event loop keeps turning during await fit() on a large training set', async () => {
     // Native: all 60,000 training images, 10 epochs (two take only a few hundred milliseconds,
     // too few timer ticks for a 99th percentile); TypeScript: 10,000 images, 2 epochs. The strict

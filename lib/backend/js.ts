@@ -306,7 +306,12 @@ function workerScript(): string {
 
 /** An exact copy of a typed array, to be moved to a worker (cloning a view copies its whole buffer). */
 function exactCopy<T extends InputArray | Int32Array>(a: T): T {
-  return a.slice() as T;
+  // Not a.slice(): a Node Buffer's slice is a view of the same memory, which the transfer to the
+  // worker would then take from the caller.
+  const copy =
+    a instanceof Float64Array ? new Float64Array(a.length) : a instanceof Float32Array ? new Float32Array(a.length) : a instanceof Int32Array ? new Int32Array(a.length) : new Uint8Array(a.length);
+  copy.set(a);
+  return copy as T;
 }
 
 /**
