@@ -76,14 +76,25 @@ export class RandomState {
     return (a * 67108864.0 + b) / 9007199254740992.0;
   }
 
-  /** Fills `out` with `uniform(low, high)` draws, in order (`low + (high - low) * random_sample()`). */
+  /**
+   * Fills `out` with `uniform(low, high)` draws, in order (`low + (high - low) * random_sample()`).
+   * `low` and `high` are finite, and so is `high - low`.
+   */
   uniform(low: number, high: number, out: Float64Array | Float32Array): void {
+    if (typeof low !== 'number' || !Number.isFinite(low)) throw (typeof low === 'number' ? outOfRange : invalidType)('low', 'a finite number', low);
+    if (typeof high !== 'number' || !Number.isFinite(high)) throw (typeof high === 'number' ? outOfRange : invalidType)('high', 'a finite number', high);
+    if (!Number.isFinite(high - low)) throw outOfRange('high - low', 'a finite number', high - low);
+    if (!(out instanceof Float64Array || out instanceof Float32Array)) throw invalidType('out', 'a Float64Array or Float32Array', out);
     const range = high - low;
     for (let i = 0; i < out.length; i++) out[i] = low + range * this.randomSample();
   }
 
   /** A uniform integer in [0, max] by masked rejection (numpy's `random_interval`), max < 2^32. */
   interval(max: number): number {
+    return this.#interval(integerIn('max', max, 0, 0xffffffff));
+  }
+
+  #interval(max: number): number {
     if (max === 0) return 0;
     let mask = max;
     mask |= mask >>> 1;
@@ -106,7 +117,7 @@ export class RandomState {
   shuffle(order: Int32Array): void {
     if (!(order instanceof Int32Array)) throw invalidType('order', 'an Int32Array', order);
     for (let i = order.length - 1; i > 0; i--) {
-      const j = this.interval(i);
+      const j = this.#interval(i);
       const t = order[i];
       order[i] = order[j];
       order[j] = t;

@@ -141,6 +141,26 @@ describe('RandomState arguments', () => {
     expect(() => rng.setState([1, 2] as unknown as Uint32Array)).toThrow(TypeError);
     expect(rng.getState()).toEqual(before);
   });
+
+  it('rejects a bad interval bound or uniform range, naming it, and leaves the generator as it was', () => {
+    // interval(-1) used to loop forever; interval('7'), 2^33 + 5 and 0.5 were silently coerced.
+    const rng = new RandomState(5);
+    const before = rng.getState();
+    for (const max of [-1, -4294967296, 2 ** 32, 2 ** 33 + 5, 0.5, NaN, Infinity]) {
+      expect(() => rng.interval(max), `interval(${max})`).toThrow(RangeError);
+    }
+    expect(() => rng.interval('7' as unknown as number)).toThrow(/max/);
+    const out = new Float64Array(4);
+    expect(() => rng.uniform(NaN, 1, out)).toThrow(/low/);
+    expect(() => rng.uniform(0, Infinity, out)).toThrow(/high/);
+    expect(() => rng.uniform(-1e308, 1e308, out)).toThrow(/high - low/);
+    expect(() => rng.uniform('a' as unknown as number, 1, out)).toThrow(TypeError);
+    expect(() => rng.uniform(0, 1, null as unknown as Float64Array)).toThrow(/out/);
+    expect(() => rng.uniform(0, 1, [0, 0] as unknown as Float64Array)).toThrow(TypeError);
+    expect(rng.getState()).toEqual(before);
+    expect(rng.interval(0)).toBe(0);
+    expect(rng.interval(2 ** 32 - 1)).toBeLessThanOrEqual(2 ** 32 - 1);
+  });
 });
 
 describe.each(backends)('the %s backend shuffles a training order like RandomState.shuffle', (name) => {
