@@ -20,10 +20,12 @@ import {
   decodeModelFile,
   encodeSafetensors,
   parseModel,
+  readModelFile,
+  readModelFileSync,
   stringifyModel,
 } from './format.js';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import {
   type LabelsLike,
   type MatrixLike,
@@ -445,7 +447,9 @@ export class NeuralNetMLP {
     if (done < m) return;
     this.#eta = plan.eta;
     this.#epochsDone++;
-    this.#training = { samples: plan.x.rows, epochs: this.#epochsDone, finalCost: this.#costs[this.#costCount - 1] };
+    // The last cost is informational; a model file holds only a finite one.
+    const finalCost = this.#costs[this.#costCount - 1];
+    this.#training = { samples: plan.x.rows, epochs: this.#epochsDone, ...(Number.isFinite(finalCost) ? { finalCost } : {}) };
     if (!onEpoch) return;
     let sum = 0;
     for (let b = first; b < first + m; b++) sum += plan.costs[b];
@@ -754,6 +758,19 @@ export class NeuralNetMLP {
     if (weights > MODEL_LIMITS.maxWeights) {
       throw outOfRange('the model to save', `at most ${MODEL_LIMITS.maxWeights} weights (MODEL_LIMITS.maxWeights, the most load reads back)`, weights);
     }
+    // A model whose training diverged holds NaN or infinite weights, which no model file can.
+    const layers = this.#stableWeights();
+    for (let l = 0; l < layers.length; l++) {
+      const bad = this.#backend.firstNonFinite(layers[l]);
+      if (bad >= 0) {
+        const cols = sizes[l] + 1;
+        throw outOfRange(
+          `the weights to save (layer ${l + 1}, row ${Math.floor(bad / cols)}, column ${bad % cols})`,
+          'a finite number (training diverged; a smaller eta or alpha may help)',
+          layers[l][bad],
+        );
+      }
+    }
     let encoded: string | Uint8Array;
     try {
       encoded = path.endsWith('.safetensors') ? this.toSafetensors() : stringifyModel(this.toJSON());
@@ -763,9 +780,10 @@ export class NeuralNetMLP {
       throw Object.assign(invalidValue(`The model is too large to write as JSON (${weights} weights); save it to a .safetensors path instead`), { cause: error });
     }
     const bytes = typeof encoded === 'string' ? Buffer.byteLength(encoded) : encoded.byteLength;
-    if (bytes > MODEL_LIMITS.maxFileBytes) {
+    const [limitName, limit] = typeof encoded === 'string' ? ['maxJsonBytes', MODEL_LIMITS.maxJsonBytes] : ['maxFileBytes', MODEL_LIMITS.maxFileBytes];
+    if (bytes > limit) {
       throw invalidValue(
-        `The model's file would be ${bytes} bytes, more than load reads back (MODEL_LIMITS.maxFileBytes, ${MODEL_LIMITS.maxFileBytes})` +
+        `The model's file would be ${bytes} bytes, more than load reads back (MODEL_LIMITS.${limitName}, ${limit})` +
           (path.endsWith('.safetensors') ? '' : '; a .safetensors file holds the same model in fewer bytes'),
       );
     }
@@ -789,13 +807,13 @@ export class NeuralNetMLP {
    */
   static async load(source: string | Uint8Array, options?: LoadOptions): Promise<NeuralNetMLP> {
     if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
-    return NeuralNetMLP.#fromBytes(await readFile(pathArg(source)), source, options);
+    return NeuralNetMLP.#fromBytes(await readModelFile(pathArg(source)), source, options);
   }
 
   /** Synchronous {@link NeuralNetMLP.load}. */
   static loadSync(source: string | Uint8Array, options?: LoadOptions): NeuralNetMLP {
     if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
-    return NeuralNetMLP.#fromBytes(readFileSync(pathArg(source)), source, options);
+    return NeuralNetMLP.#fromBytes(readModelFileSync(pathArg(source)), source, options);
   }
 
   static #fromBytes(bytes: Uint8Array, name: string, options?: LoadOptions): NeuralNetMLP {

@@ -2,6 +2,9 @@
  * Training runs: progress reports, the learning-rate schedules, cancellation, concurrency,
  * repeated fits and determinism.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NeuralNetMLP, learningRates, type EpochInfo, type MLPOptions } from '../lib/index.js';
 import { backends, hasNative } from './helpers/backends.js';
@@ -359,6 +362,46 @@ describe.skipIf(!hasNative)('native threads', () => {
       const other = run(threads);
       expectSameBits(other.costs, one.costs, `costs, threads ${threads} vs 1`);
       expectSameWeights(other, one, `threads ${threads} vs 1`);
+    }
+  });
+});
+
+describe.each(backends)('a model whose training diverged (%s backend)', (backend) => {
+  const { X, y } = randomDataset(21, 30, 5, 3);
+
+  it('is not saved: NaN weights would make a file load rejects', () => {
+    const model = new NeuralNetMLP({ nOutput: 3, nFeatures: 5, nHidden: 4, epochs: 3, eta: 1e300, l2: 1e300, randomState: 2, backend });
+    model.fitSync(X, y);
+    expect(model.weights.some((w) => w.data.some((v) => !Number.isFinite(v)))).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'neuralnet-mlp-diverged-'));
+    try {
+      for (const name of ['model.json', 'model.safetensors']) {
+        const path = join(dir, name);
+        const error = (() => {
+          try {
+            model.saveSync(path);
+          } catch (e) {
+            return e as Error & { code?: string };
+          }
+          return null;
+        })();
+        expect(error, name).toBeInstanceOf(RangeError);
+        expect(error?.code).toBe('ERR_OUT_OF_RANGE');
+        expect(error?.message).toMatch(/weights to save \(layer \d, row \d+, column \d+\)/);
+        expect(existsSync(path)).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with finite weights but an infinite last cost, saves a file that loads', () => {
+    const model = new NeuralNetMLP({ nOutput: 3, nFeatures: 5, nHidden: 4, epochs: 1, eta: 5e-324, l2: 1e308, randomState: 2, backend });
+    model.fitSync(X, y);
+    expect(model.costs.at(-1)).toBe(Infinity);
+    for (const bytes of [new TextEncoder().encode(JSON.stringify(model.toJSON())), model.toSafetensors()]) {
+      const loaded = NeuralNetMLP.loadSync(bytes);
+      expect(loaded.predict(X)).toEqual(model.predict(X));
     }
   });
 });
