@@ -23,16 +23,28 @@
  * {@link MODEL_LIMITS}. Nothing is evaluated and no key is merged into an existing object.
  */
 import { describe, invalidFile } from './errors.js';
+import { readLimited, readLimitedSync, type ReadLimit } from './readlimited.js';
 import type { Dtype } from './backend/types.js';
 import { isPlainObject } from './validate.js';
 
 export const FORMAT_TAG = 'neuralnet-mlp';
 export const FORMAT_VERSION = 1;
 
-/** Limits on what a model file may declare. */
+/**
+ * Limits on what a model file may be and declare. `load` checks a file's size before reading it
+ * (and never reads more than the limit), and `save` refuses a model whose file would be over it.
+ */
 export const MODEL_LIMITS = Object.freeze({
-  /** Largest model file read, in bytes. */
+  /** Largest model file read, in bytes (a safetensors file; see `maxJsonBytes` for JSON). */
   maxFileBytes: 512 * 1024 * 1024,
+  /**
+   * Largest JSON model read, in bytes (or characters, for JSON given as a string): 200 MiB.
+   * Lower than `maxFileBytes` because JSON text of that size could declare an array longer than
+   * JavaScript engines can build (V8 stops the whole process at about 2^27 elements); 200 MiB of
+   * text holds at most 2^26.6 elements, as each takes at least 2 bytes. A model over this size
+   * can be saved as safetensors, which also takes fewer bytes.
+   */
+  maxJsonBytes: 200 * 1024 * 1024,
   /** Most layers (weight matrices). */
   maxLayers: 64,
   /** Most units in one layer (and most input features). */
@@ -198,9 +210,52 @@ export function stringifyModel(doc: ModelJSON): string {
   return `${JSON.stringify(rest).slice(0, -1)},"weights":[${matrices.join(',')}]}`;
 }
 
-/** Parses JSON text or bytes of a model file and checks it. */
+/**
+ * Most arrays and objects, and most strings, in the JSON of a model. A model has at most
+ * 2 * 64 + 5 arrays and objects and about 220 strings (keys included); the bounds keep one
+ * JSON.parse from building tens of millions of them from a small file (`[{},{},...]` in
+ * 200 MiB makes 70 million objects, more memory than the engine allows), which would end the
+ * process rather than throw.
+ */
+const MAX_JSON_CONTAINERS = 1024;
+const MAX_JSON_STRINGS = 4096;
+
+/** Counts the arrays, objects and strings of JSON text without parsing it; throws past the bounds. */
+function checkJsonCounts(input: string | Uint8Array, source: string): void {
+  const at: (i: number) => number = typeof input === 'string' ? (i) => input.charCodeAt(i) : (i) => input[i];
+  const n = input.length;
+  let containers = 0;
+  let strings = 0;
+  for (let i = 0; i < n; i++) {
+    const c = at(i);
+    if (c === 0x22 /* " */) {
+      if (++strings > MAX_JSON_STRINGS) throw invalidFile(source, `document: more than ${MAX_JSON_STRINGS} strings, more than a model holds`);
+      // Skip to the closing quote (UTF-8 continuation bytes are never '"' or '\\').
+      for (i++; i < n; i++) {
+        const d = at(i);
+        if (d === 0x5c /* backslash */) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++containers > MAX_JSON_CONTAINERS) throw invalidFile(source, `document: more than ${MAX_JSON_CONTAINERS} arrays and objects, more than a model holds`);
+    }
+  }
+}
+
+function jsonTooLarge(size: string): string {
+  return `a JSON model of ${size}, larger than the limit of ${MODEL_LIMITS.maxJsonBytes} bytes for JSON (MODEL_LIMITS.maxJsonBytes); a model this large can be saved as .safetensors`;
+}
+
+/**
+ * Parses JSON text or bytes of a model file and checks it. Text over `MODEL_LIMITS.maxJsonBytes`,
+ * or with more arrays, objects or strings than any model has, is rejected before it is parsed.
+ */
 export function parseModel(input: string | Uint8Array, source: string): DecodedModel {
-  if (input.length > MODEL_LIMITS.maxFileBytes) throw invalidFile(source, `larger than the limit of ${MODEL_LIMITS.maxFileBytes} bytes`);
+  // Checked before parsing: a longer text could hold an array too long for JSON.parse to build.
+  if (input.length > MODEL_LIMITS.maxJsonBytes) {
+    throw invalidFile(source, jsonTooLarge(`${input.length} ${typeof input === 'string' ? 'characters' : 'bytes'}`));
+  }
+  checkJsonCounts(input, source);
   const text = typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: false }).decode(input);
   let doc: unknown;
   try {
@@ -264,11 +319,16 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): DecodedMod
     throw invalidFile(source, problem);
   };
   if (bytes.length > MODEL_LIMITS.maxFileBytes) fail(`larger than the limit of ${MODEL_LIMITS.maxFileBytes} bytes`);
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, too short for a safetensors header`);
+  const neither = 'not a model file: neither a JSON model (which starts with "{") nor a safetensors file';
+  if (bytes.length < 8) fail(`${neither} (${bytes.length} bytes, too short for a safetensors header)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
-  if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) {
-    fail(`header length ${headerLength} exceeds the file (${bytes.length} bytes) or the limit of ${MAX_HEADER_BYTES} bytes`);
+  if (headerLength > BigInt(MAX_HEADER_BYTES)) {
+    // Text, or anything else that is not a model: its first 8 bytes make no plausible length.
+    fail(`${neither} (its first 8 bytes give a safetensors header length of ${headerLength}, more than the limit of ${MAX_HEADER_BYTES} bytes)`);
+  }
+  if (headerLength > BigInt(bytes.length - 8)) {
+    fail(`truncated: the safetensors header length ${headerLength} exceeds the file (${bytes.length} bytes)`);
   }
   const n = Number(headerLength);
   let header: unknown;
@@ -355,9 +415,46 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): DecodedMod
   );
 }
 
-/** Decodes a model file of either form: JSON text or safetensors bytes. */
-export function decodeModelFile(bytes: Uint8Array, source: string): DecodedModel {
+/** The first byte of `bytes` that is not JSON whitespace or a UTF-8 byte order mark (undefined if none). */
+function firstContentByte(bytes: Uint8Array): number | undefined {
   let i = 0;
   while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09 || bytes[i] === 0xef || bytes[i] === 0xbb || bytes[i] === 0xbf)) i++;
-  return bytes[i] === 0x7b /* { */ ? parseModel(bytes, source) : decodeSafetensors(bytes, source);
+  return bytes[i];
+}
+
+/** Decodes a model file of either form: JSON text or safetensors bytes. */
+export function decodeModelFile(bytes: Uint8Array, source: string): DecodedModel {
+  return firstContentByte(bytes) === 0x7b /* { */ ? parseModel(bytes, source) : decodeSafetensors(bytes, source);
+}
+
+/** How a model file is read: see {@link readModelFileSync}. */
+function modelReadLimit(path: string): ReadLimit {
+  return {
+    maxBytes: MODEL_LIMITS.maxFileBytes,
+    // JSON (or a file of only whitespace so far) is held to the JSON limit; see MODEL_LIMITS.maxJsonBytes.
+    refine: (head) => {
+      const first = firstContentByte(head);
+      return first === undefined || first === 0x7b ? MODEL_LIMITS.maxJsonBytes : MODEL_LIMITS.maxFileBytes;
+    },
+    tooLarge: (size, limit) => {
+      const found = size === undefined ? `more than ${limit} bytes (it grew while being read)` : `${size} bytes`;
+      return invalidFile(path, limit < MODEL_LIMITS.maxFileBytes ? jsonTooLarge(found) : `${found}, larger than the limit of ${limit} bytes (MODEL_LIMITS.maxFileBytes)`);
+    },
+  };
+}
+
+/**
+ * The bytes of the model file at `path`. Only a regular file is read, its size is checked against
+ * {@link MODEL_LIMITS} (`maxJsonBytes` for JSON, `maxFileBytes` otherwise) before it is read, and
+ * no more than the limit is ever read. Throws `ERR_INVALID_FILE` naming the path for anything
+ * else (a directory, FIFO or device, or a file over the limit), and the file system's error
+ * (e.g. `ENOENT`) when the path cannot be read.
+ */
+export function readModelFileSync(path: string): Uint8Array {
+  return readLimitedSync(path, modelReadLimit(path));
+}
+
+/** Asynchronous {@link readModelFileSync}. */
+export function readModelFile(path: string): Promise<Uint8Array> {
+  return readLimited(path, modelReadLimit(path));
 }

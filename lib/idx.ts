@@ -7,14 +7,15 @@
  * Files may be gzipped; they are decompressed transparently.
  */
 
-import { readFileSync, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { statSync, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { constants as bufferConstants } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gunzipSync, type ZlibOptions } from 'node:zlib';
 import { invalidFile, invalidType, outOfRange, stateError } from './errors.js';
+import { readLimited, readLimitedSync, type ReadLimit } from './readlimited.js';
 
 /** Element types an IDX file can hold, named after the typed array returned for them. */
 export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -162,11 +163,30 @@ async function decompress(bytes: Uint8Array, name: string, maxBytes: number): Pr
   }
 }
 
-function readError(path: string, error: unknown, maxBytes: number): unknown {
-  if ((error as { code?: unknown } | null)?.code === 'ERR_FS_FILE_TOO_LARGE') {
-    return Object.assign(invalidFile(path, `file is too large to read (the limit for IDX data is ${formatBytes(maxBytes)})`), { cause: error });
-  }
-  return error;
+/**
+ * The most bytes a gzipped file holding at most `maxBytes` of IDX data can take: deflate's worst
+ * case (stored blocks) adds well under 1 byte in 1,000, plus room for the gzip headers.
+ */
+function gzipFileLimit(maxBytes: number): number {
+  return Math.min(maxBytes + Math.ceil(maxBytes / 1024) + 64 * 1024, PLATFORM_MAX_BYTES);
+}
+
+/**
+ * How an IDX file is read: a plain file is held to `maxBytes` (checked from its size before it
+ * is read), a gzipped one to {@link gzipFileLimit} (its data is held to `maxBytes` while it is
+ * gunzipped).
+ */
+function idxReadLimit(path: string, maxBytes: number): ReadLimit {
+  const gzipLimit = gzipFileLimit(maxBytes);
+  return {
+    maxBytes: gzipLimit,
+    refine: (head) => (isGzip(head) ? gzipLimit : maxBytes),
+    tooLarge: (size, limit) => {
+      const found = size === undefined ? `more than ${limit} bytes (it grew while being read)` : `${size} bytes`;
+      const gzipped = limit === maxBytes ? '' : ` (${limit} bytes for a gzipped file)`;
+      return invalidFile(path, `file is too large to read: ${found}, more than the limit of ${formatBytes(maxBytes)} for IDX data${gzipped}`);
+    },
+  };
 }
 
 /** Validates a raw (already decompressed) IDX byte string and wraps its data. */
@@ -285,18 +305,16 @@ export function parseIdx(bytes: Uint8Array, name = '<buffer>', options?: IdxOpti
  * @throws TypeError (`ERR_INVALID_ARG_TYPE`) if `path` is not a non-empty string.
  * @throws Node's file-system error (e.g. code `ENOENT`, with the path in its message and
  *   `path` property) if the file cannot be read.
- * @throws Error (`ERR_INVALID_FILE`, naming `path`) for any problem with the contents,
- *   as listed for {@link parseIdx}.
+ * @throws Error (`ERR_INVALID_FILE`, naming `path`) if `path` is not a regular file (a
+ *   directory, FIFO or device: these are checked before the file is opened), if the file is
+ *   larger than the size limit allows (checked before it is read: `maxBytes` for a plain file,
+ *   slightly more for a gzipped one; no more than that is ever read), or for any problem with
+ *   the contents, as listed for {@link parseIdx}.
  */
 export async function loadIdx(path: string, options?: IdxOptions): Promise<IdxArray> {
   checkPath(path);
   const maxBytes = resolveMaxBytes(options);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw readError(path, error, maxBytes);
-  }
+  const bytes = await readLimited(path, idxReadLimit(path, maxBytes));
   const raw = await decompress(bytes, path, maxBytes);
   checkSize(raw, path, maxBytes);
   return parseRaw(raw, path);
@@ -311,12 +329,7 @@ export async function loadIdx(path: string, options?: IdxOptions): Promise<IdxAr
 export function loadIdxSync(path: string, options?: IdxOptions): IdxArray {
   checkPath(path);
   const maxBytes = resolveMaxBytes(options);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw readError(path, error, maxBytes);
-  }
+  const bytes = readLimitedSync(path, idxReadLimit(path, maxBytes));
   const raw = decompressSync(bytes, path, maxBytes);
   checkSize(raw, path, maxBytes);
   return parseRaw(raw, path);
@@ -339,42 +352,50 @@ function notFound(dir: string, kind: MnistKind, part: 'images' | 'labels', names
   return invalidFile(dir, `no MNIST ${kind} ${part} file found in this directory${where}; tried ${names.join(', ')}`);
 }
 
-function isFileSync(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
-}
-
-async function isFile(path: string): Promise<boolean> {
+/** `dir`'s stats, or undefined if it cannot be stat'ed (it does not exist, say). */
+function statOrUndefinedSync(path: string): Stats | undefined {
   try {
-    return (await stat(path)).isFile();
+    return statSync(path);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
   try {
-    return (await stat(path)).isDirectory();
+    return await stat(path);
   } catch {
-    return false;
+    return undefined;
+  }
+}
+
+/** Throws if `dir` exists but is not a directory (its candidate files could not exist). */
+function checkNotAFile(dir: string, stats: Stats | undefined): void {
+  if (stats !== undefined && !stats.isDirectory()) {
+    throw invalidFile(dir, 'not a directory; expected a directory holding the MNIST IDX files');
   }
 }
 
 function findFileSync(dir: string, kind: MnistKind, part: 'images' | 'labels'): string {
+  const dirStats = statOrUndefinedSync(dir);
+  checkNotAFile(dir, dirStats);
   const names = candidateNames(kind, part);
   for (const name of names) {
     const path = join(dir, name);
-    if (isFileSync(path)) return path;
+    if (statOrUndefinedSync(path)?.isFile()) return path;
   }
-  throw notFound(dir, kind, part, names, statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false);
+  throw notFound(dir, kind, part, names, dirStats !== undefined);
 }
 
 async function findFile(dir: string, kind: MnistKind, part: 'images' | 'labels'): Promise<string> {
+  const dirStats = await statOrUndefined(dir);
+  checkNotAFile(dir, dirStats);
   const names = candidateNames(kind, part);
   for (const name of names) {
     const path = join(dir, name);
-    if (await isFile(path)) return path;
+    if ((await statOrUndefined(path))?.isFile()) return path;
   }
-  throw notFound(dir, kind, part, names, await isDirectory(dir));
+  throw notFound(dir, kind, part, names, dirStats !== undefined);
 }
 
 function describeMagic(array: IdxArray): string {
@@ -423,9 +444,9 @@ function assembleMnist(imagesPath: string, images: IdxArray, labelsPath: string,
  * @throws TypeError (`ERR_INVALID_ARG_TYPE`) if `dir` is not a non-empty string or `kind`
  *   is not a string.
  * @throws RangeError (`ERR_OUT_OF_RANGE`) if `kind` is not `'train'` or `'t10k'`.
- * @throws Error (`ERR_INVALID_FILE`) naming `dir` and listing the names tried if no
- *   images or labels file exists; naming the file if it is not a valid IDX file (see
- *   {@link parseIdx}), if the images file is not magic 0x00000803 (uint8, 3 dimensions)
+ * @throws Error (`ERR_INVALID_FILE`) naming `dir` if it exists but is not a directory;
+ *   naming `dir` and listing the names tried if no images or labels file exists; naming the
+ *   file if it cannot be read as an IDX file (see {@link loadIdx}), if the images file is not magic 0x00000803 (uint8, 3 dimensions)
  *   or the labels file not 0x00000801 (uint8, 1 dimension), if the image and label
  *   counts differ, or if a label is above 9 (with the first offending index).
  */
