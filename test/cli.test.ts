@@ -434,6 +434,19 @@ describe('errors are one line and a non-zero exit, never a stack trace', () => {
     expect(existsSync(join(tmp, `never-${name.replace(/\W/g, '-')}`))).toBe(false);
   });
 
+  it('test images of another size than the training images, before any training', async () => {
+    const data = await newDir('mismatched-sizes');
+    await writeFile(join(data, 'train-images-idx3-ubyte'), idxUint8([30, 28, 28], new Uint8Array(30 * 784).fill(9)));
+    await writeFile(join(data, 'train-labels-idx1-ubyte'), idxUint8([30], new Uint8Array(30)));
+    await writeFile(join(data, 't10k-images-idx3-ubyte'), idxUint8([10, 20, 20], new Uint8Array(10 * 400).fill(9)));
+    await writeFile(join(data, 't10k-labels-idx1-ubyte'), idxUint8([10], new Uint8Array(10)));
+    const out = join(tmp, 'never-mismatched');
+    const r = await mlp(['train', '--data', data, '--epochs', '1', '--minibatches', '1', '--quiet', '--out', out]);
+    expectOneLineError(r, /test images have 400 pixels each \(20x20\) but the training images 784 \(28x28\)/);
+    expect(r.code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('an --out that cannot be created (under a regular file)', async () => {
     const file = join(tmp, 'a-file');
     await writeFile(file, 'x');

@@ -3,7 +3,8 @@
  * keeps what was learned, and the seed's outputs written into a new folder.
  */
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { NeuralNetMLP, type MLPOptions } from '../index.js';
 import { type CommandSpec, UsageError, parseFlags } from './args.js';
@@ -131,12 +132,26 @@ function readConfig(argv: readonly string[]): TrainConfig {
   };
 }
 
+/** The output being written, under its temporary name (a second Ctrl-C removes it). */
+let partialOutput: string | null = null;
+
+/**
+ * Writes one output under a temporary name in the same folder, then renames it into place, so
+ * that an output file is either whole or absent (a second Ctrl-C exits mid-write).
+ */
 async function writeOutput(dir: string, name: string, write: (path: string) => Promise<void>): Promise<void> {
   const path = join(dir, name);
+  // The temporary name ends in the output's own name: save() picks the format by extension.
+  const temporary = join(dir, `.partial-${process.pid}-${name}`);
+  partialOutput = temporary;
   try {
-    await write(path);
+    await write(temporary);
+    await rename(temporary, path);
   } catch (error) {
+    await rm(temporary, { force: true }).catch(() => {});
     throw new CliError(`cannot write ${path}: ${fsErrorMessage(error) ?? (error as Error).message}`);
+  } finally {
+    partialOutput = null;
   }
 }
 
@@ -162,6 +177,11 @@ export async function train(argv: readonly string[]): Promise<number> {
   say(`Loading data from ${config.dataDir}`);
   const trainSet = await loadSplit(config.dataDir, 'train', config.subset);
   const testSet = await loadSplit(config.dataDir, 't10k', config.testSubset);
+  if (testSet.images.cols !== trainSet.images.cols) {
+    throw new CliError(
+      `the test images have ${testSet.images.cols} pixels each (${testSet.imageRows}x${testSet.imageCols}) but the training images ${trainSet.images.cols} (${trainSet.imageRows}x${trainSet.imageCols}): a model trained on one cannot be tested on the other`,
+    );
+  }
   if (config.model.minibatches > trainSet.images.rows) {
     throw new UsageError(`--minibatches ${config.model.minibatches} is more than the ${trainSet.images.rows} training images (one minibatch needs at least one image)`, 'train');
   }
@@ -186,6 +206,7 @@ export async function train(argv: readonly string[]): Promise<number> {
       progress.note('Interrupted: stopping after the current minibatch, then writing the outputs (Ctrl-C again quits without them)');
     } else {
       progress.note('Quit without writing the outputs.');
+      if (partialOutput) rmSync(partialOutput, { force: true });
       process.exit(EXIT_INTERRUPTED);
     }
   };
