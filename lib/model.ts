@@ -205,6 +205,9 @@ function resolveOptions(options: unknown): ResolvedOptions {
     threads: opt('threads', o.threads, availableParallelism(), (n, v) => integerIn(n, v, 1, 1024)),
   };
   // One cost is kept per minibatch: keep that array within what a typed array can hold.
+  if (resolved.minibatches > MAX_COSTS) {
+    throw outOfRange('options.minibatches', `an integer in [1, ${MAX_COSTS}] (one cost is kept per minibatch)`, resolved.minibatches);
+  }
   if (resolved.epochs * resolved.minibatches > MAX_COSTS) {
     throw outOfRange('options.epochs', `at most ${Math.floor(MAX_COSTS / resolved.minibatches)} epochs of ${resolved.minibatches} minibatches`, resolved.epochs);
   }
@@ -554,7 +557,12 @@ export class NeuralNetMLP {
     const { epochs = 1, ...rest } = (isPlainObject(options) ? options : {}) as FitOptions & { epochs?: number };
     if (options !== undefined && !isPlainObject(options)) throw invalidType('options', 'an object { epochs?, onEpoch?, signal? }', options);
     const { onEpoch, signal } = checkFitOptions('options', rest, true);
-    const plan = this.#plan(X, y, integerIn('options.epochs', epochs, 1), true);
+    const more = integerIn('options.epochs', epochs, 1);
+    const room = Math.floor((MAX_COSTS - this.#costCount) / this.options.minibatches);
+    if (more > room) {
+      throw outOfRange('options.epochs', `at most ${room} more epochs of ${this.options.minibatches} minibatches (one cost is kept per minibatch, at most ${MAX_COSTS}; ${this.#costCount} are kept already)`, more);
+    }
+    const plan = this.#plan(X, y, more, true);
     if (signal?.aborted) throw abortError(signal);
     this.#begin(false);
     await this.#runAsync(plan, onEpoch, signal);
@@ -807,13 +815,13 @@ export class NeuralNetMLP {
    */
   static async load(source: string | Uint8Array, options?: LoadOptions): Promise<NeuralNetMLP> {
     if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
-    return NeuralNetMLP.#fromBytes(await readModelFile(pathArg(source)), source, options);
+    return NeuralNetMLP.#fromBytes(await readModelFile(pathArg(source, 'source', 'a non-empty file path string or the file\'s bytes (Uint8Array)')), source, options);
   }
 
   /** Synchronous {@link NeuralNetMLP.load}. */
   static loadSync(source: string | Uint8Array, options?: LoadOptions): NeuralNetMLP {
     if (source instanceof Uint8Array) return NeuralNetMLP.#fromBytes(source, '<buffer>', options);
-    return NeuralNetMLP.#fromBytes(readModelFileSync(pathArg(source)), source, options);
+    return NeuralNetMLP.#fromBytes(readModelFileSync(pathArg(source, 'source', 'a non-empty file path string or the file\'s bytes (Uint8Array)')), source, options);
   }
 
   static #fromBytes(bytes: Uint8Array, name: string, options?: LoadOptions): NeuralNetMLP {
@@ -856,8 +864,8 @@ function checkLoadOptions(value: unknown): LoadOptions {
   return value as LoadOptions;
 }
 
-function pathArg(value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0) throw invalidType('path', 'a non-empty file path string', value);
+function pathArg(value: unknown, name = 'path', expected = 'a non-empty file path string'): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalidType(name, expected, value);
   return value;
 }
 

@@ -54,6 +54,8 @@ const optionCases: OptionCase[] = [
   ["shuffle 'yes'", { shuffle: 'yes' }, TypeError, TYPE, 'options.shuffle'],
   ['minibatches 0', { minibatches: 0 }, RangeError, RANGE, 'options.minibatches'],
   ['minibatches 2.5', { minibatches: 2.5 }, RangeError, RANGE, 'options.minibatches'],
+  // Not blamed on epochs: "at most 0 epochs of 2147483648 minibatches for options.epochs".
+  ['minibatches 2**31', { minibatches: 2 ** 31 }, RangeError, RANGE, 'options.minibatches'],
   ['randomState -1', { randomState: -1 }, RangeError, RANGE, 'options.randomState'],
   ['randomState 2**32', { randomState: 2 ** 32 }, RangeError, RANGE, 'options.randomState'],
   ['randomState 1.5', { randomState: 1.5 }, RangeError, RANGE, 'options.randomState'],
@@ -156,6 +158,22 @@ describe.each(backends)('argument validation (%s backend)', (backend) => {
       expectArgError(thrown(() => model.fitSync(X as never, goodY)), kind, code, name);
       expectArgError(await rejection(model.fit(X as never, goodY)), kind, code, name);
       model.weights.forEach((w, l) => expectSameBits(w.data, before[l].data, `weights[${l}] untouched`));
+    });
+
+    it('load and loadSync name their argument `source` and say it may be bytes', async () => {
+      for (const bad of [new ArrayBuffer(4), '', 7]) {
+        const sync = thrown(() => NeuralNetMLP.loadSync(bad as never));
+        expectArgError(sync, TypeError, TYPE, 'source');
+        expect(sync.message).toContain('Uint8Array');
+        expectArgError(await rejection(NeuralNetMLP.load(bad as never)), TypeError, TYPE, 'source');
+      }
+    });
+
+    it('partialFit with more epochs than the costs can be kept for is a RangeError naming options.epochs', async () => {
+      // It used to fail inside with "Invalid typed array length", without a code.
+      const model = make();
+      expectArgError(await rejection(model.partialFit(goodX, goodY, { epochs: 2 ** 40 })), RangeError, RANGE, 'options.epochs');
+      await expect(model.partialFit(goodX, goodY, { epochs: 1 })).resolves.toBe(model);
     });
 
     it('minibatches > rows is a RangeError at fit', async () => {
