@@ -212,6 +212,19 @@ describe.each(backends)('argument validation (%s backend)', (backend) => {
       expectArgError(thrown(() => model.gradient(X as never, goodY)), kind, code, name);
     });
 
+    it('a float32 model rejects float64 input beyond float32 range (it would turn into Infinity, the results into NaN)', async () => {
+      const model = make({ dtype: 'float32' });
+      const data = new Float64Array(3 * nFeatures).fill(0.5);
+      data[nFeatures + 2] = -1e39;
+      const X = { data, rows: 3, cols: nFeatures };
+      expectArgError(thrown(() => model.predict(X)), RangeError, RANGE, 'X (row 1, column 2)');
+      expectArgError(thrown(() => model.fitSync(X, goodY.slice(0, 3))), RangeError, RANGE, 'X (row 1, column 2)');
+      expectArgError(await rejection(model.predictAsync(X)), RangeError, RANGE, 'X (row 1, column 2)');
+      data[nFeatures + 2] = -3.4028234663852886e38;
+      expect(model.predict(X)).toHaveLength(3);
+      expect(make().predict({ data: new Float64Array(nFeatures).fill(1e39), rows: 1, cols: nFeatures })).toHaveLength(1);
+    });
+
     it('finds the first NaN or infinity anywhere in large float input, and accepts every finite value', () => {
       // 1,000 rows: the native scan tests whole vectors in blocks, then a tail one by one.
       const model = make();
