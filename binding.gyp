@@ -18,6 +18,9 @@
         "NAPI_VERSION=8",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "NAPI_CPP_EXCEPTIONS",
+        # Any std::exception escaping an entry point becomes a JavaScript Error (node-addon-api
+        # 8, which package.json requires) instead of terminating the process.
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
         # An error raised while a worker thread is being terminated cannot reach JavaScript;
         # without this node-addon-api aborts the whole process.
         "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"

@@ -531,46 +531,53 @@ class PredictorWrap : public Napi::ObjectWrap<PredictorWrap> {
   std::unique_ptr<AnyTrainer> trainers_[3];
 };
 
-// The checked arguments of outputLogits(net, x, out, threads), with a trainer for them.
+// The checked arguments of outputLogits(net, x, out, threads), and what a trainer for them needs.
 struct LogitsCall {
   std::vector<void*> weights;
   void* out = nullptr;
-  std::unique_ptr<AnyTrainer> trainer;
+  bool f32 = false;
+  std::vector<int32_t> sizes;
+  InputArgs in{};
+  unsigned threads = 1;
 };
 
 LogitsCall parseLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const bool f32 = isFloat32Net(env, info[0]);
+  LogitsCall call;
+  call.f32 = isFloat32Net(env, info[0]);
   Napi::Object netObj = info[0].As<Napi::Object>();
-  std::vector<int32_t> sizes = sizesArg(env, netObj.Get("sizes"));
-  const InputArgs in = inputArgs(env, info[1], static_cast<std::size_t>(sizes.front()));
-  const std::size_t outLen = in.rows * static_cast<std::size_t>(sizes.back());
+  call.sizes = sizesArg(env, netObj.Get("sizes"));
+  call.in = inputArgs(env, info[1], static_cast<std::size_t>(call.sizes.front()));
+  const std::size_t outLen = call.in.rows * static_cast<std::size_t>(call.sizes.back());
   const unsigned threads = threadsArg(env, info[3]);
   // A single thread for small batches: starting threads would cost more than it saves.
-  const unsigned useThreads = in.rows >= 512 ? threads : 1;
-  LogitsCall call;
-  if (f32) {
-    call.weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", sizes));
+  call.threads = call.in.rows >= 512 ? threads : 1;
+  if (call.f32) {
+    call.weights = erase(matrices<float>(env, netObj.Get("weights"), "net.weights", call.sizes));
     auto o = typedArrayOf<float>(env, info[2], "out", napi_float32_array, "Float32Array");
     if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
     call.out = o.Data();
-    call.trainer = makeTrainer<float>(sizes, in, nullptr, useThreads, false);
   } else {
-    call.weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", sizes));
+    call.weights = erase(matrices<double>(env, netObj.Get("weights"), "net.weights", call.sizes));
     auto o = typedArrayOf<double>(env, info[2], "out", napi_float64_array, "Float64Array");
     if (o.ElementLength() != outLen) throwRange(env, "Expected out to have x.rows * nOutput elements");
     call.out = o.Data();
-    call.trainer = makeTrainer<double>(sizes, in, nullptr, useThreads, false);
   }
   return call;
+}
+
+// Builds a trainer for the call (with its thread pool) and computes the logits into call.out.
+void runLogits(const LogitsCall& call) {
+  std::unique_ptr<AnyTrainer> trainer = call.f32 ? makeTrainer<float>(call.sizes, call.in, nullptr, call.threads, false)
+                                                 : makeTrainer<double>(call.sizes, call.in, nullptr, call.threads, false);
+  trainer->outputLogits(call.weights.data(), call.out);
 }
 
 // outputLogits(net, x, out, threads)
 Napi::Value OutputLogits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    LogitsCall call = parseLogits(info);
-    call.trainer->outputLogits(call.weights.data(), call.out);
+    runLogits(parseLogits(info));
   } catch (const std::bad_alloc&) {
     throw Napi::RangeError::New(env, "Out of memory for the prediction buffers");
   }
@@ -579,19 +586,22 @@ Napi::Value OutputLogits(const Napi::CallbackInfo& info) {
 
 // outputLogitsAsync(net, x, out, threads) -> Promise<undefined>: outputLogits on a worker thread.
 // The caller hands over arrays nothing else touches until the promise settles (the model passes a
-// copy of the weights); references keep them alive meanwhile.
+// copy of the weights); references keep them alive meanwhile. The trainer and its thread pool are
+// built on the worker thread and released there when it is done, so however many calls are
+// pending, only those running (at most the libuv thread pool's size) hold threads and buffers.
 class LogitsWorker final : public Napi::AsyncWorker {
  public:
-  LogitsWorker(Napi::Env env, std::unique_ptr<AnyTrainer> trainer, std::vector<void*> weights, void* out,
-               std::vector<Napi::ObjectReference> keepAlive)
-      : Napi::AsyncWorker(env, "neuralnet-mlp:predict"), trainer_(std::move(trainer)), weights_(std::move(weights)),
-        out_(out), keepAlive_(std::move(keepAlive)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  LogitsWorker(Napi::Env env, LogitsCall call, std::vector<Napi::ObjectReference> keepAlive)
+      : Napi::AsyncWorker(env, "neuralnet-mlp:predict"), call_(std::move(call)), keepAlive_(std::move(keepAlive)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise promise() const { return deferred_.Promise(); }
   void Execute() override {
     try {
-      trainer_->outputLogits(weights_.data(), out_);
+      runLogits(call_);
     } catch (const std::bad_alloc&) {
       SetError("Out of memory for the prediction buffers");
+    } catch (const std::exception& e) {
+      SetError(e.what());
     }
   }
   void OnOK() override {
@@ -608,9 +618,7 @@ class LogitsWorker final : public Napi::AsyncWorker {
   }
 
  private:
-  std::unique_ptr<AnyTrainer> trainer_;
-  std::vector<void*> weights_;
-  void* out_;
+  LogitsCall call_;
   std::vector<Napi::ObjectReference> keepAlive_;
   Napi::Promise::Deferred deferred_;
 };
@@ -625,7 +633,7 @@ Napi::Value OutputLogitsAsync(const Napi::CallbackInfo& info) {
     for (uint32_t l = 0; l < weightArrays.Length(); ++l) keepAlive.push_back(Napi::Persistent(weightArrays.Get(l).As<Napi::Object>()));
     keepAlive.push_back(Napi::Persistent(info[1].As<Napi::Object>().Get("data").As<Napi::Object>()));
     keepAlive.push_back(Napi::Persistent(info[2].As<Napi::Object>()));
-    auto* worker = new LogitsWorker(env, std::move(call.trainer), std::move(call.weights), call.out, std::move(keepAlive));
+    auto* worker = new LogitsWorker(env, std::move(call), std::move(keepAlive));
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

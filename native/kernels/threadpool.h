@@ -6,10 +6,12 @@
 // and only then block on a condition variable.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -26,24 +28,42 @@ namespace mlp {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(unsigned threads) {
-    for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { workerLoop(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      quit_.store(true, std::memory_order_release);
+  // Asks for `threads` threads in all, the caller's included. When the system refuses one (a
+  // thread or address-space limit: std::system_error, or std::bad_alloc) the pool does not fail:
+  // it lets half of the threads already started finish, so that the buffers the work needs next
+  // and other threads of the process still find room, and runs with the rest, down to none
+  // (every task on the calling thread). threads() still reports the number asked for, so the
+  // tasks, and with them every result, stay the same; only fewer threads run them.
+  // After such a refusal, later pools of the process start at most as many threads as this one
+  // kept (at least one), so that they do not each exhaust the limit again, however briefly.
+  explicit ThreadPool(unsigned threads) : threads_(threads < 1 ? 1 : threads) {
+    const std::size_t wanted = std::min<std::size_t>(threads_ - 1, ceiling().load(std::memory_order_relaxed));
+    try {
+      workers_.reserve(wanted);
+      for (std::size_t i = 0; i < wanted; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    } catch (const std::exception&) {
+      // emplace_back left workers_ as it was; the threads in it are running.
+      const std::size_t keep = workers_.size() / 2;
+      retireFrom(keep);
+      std::size_t old = ceiling().load(std::memory_order_relaxed);
+      const std::size_t bound = std::max<std::size_t>(keep, 1);
+      while (bound < old && !ceiling().compare_exchange_weak(old, bound, std::memory_order_relaxed)) {
+      }
     }
-    wake_.notify_all();
-    for (auto& t : workers_) t.join();
   }
+  ~ThreadPool() { retireFrom(0); }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  unsigned threads() const { return static_cast<unsigned>(workers_.size()) + 1; }
+  // The number of threads asked for: tasks are split by it, whatever number actually started.
+  unsigned threads() const { return threads_; }
+  // The threads that actually run tasks, the caller's included (at most threads()).
+  unsigned running() const { return static_cast<unsigned>(workers_.size()) + 1; }
 
   // Runs fn(task) for every task in [0, tasks); the calling thread works too. Returns when all are
   // done. Tasks are coarse (a few per thread), so claiming them under the lock costs nothing measurable.
+  // If a task throws (std::bad_alloc for a buffer, say), the other tasks still run, and the first
+  // exception is rethrown here on the calling thread once every task is done.
   void run(std::size_t tasks, const std::function<void(std::size_t)>& fn) {
     if (tasks == 0) return;
     if (workers_.empty() || tasks == 1) {
@@ -56,6 +76,7 @@ class ThreadPool {
       job_ = &fn;
       tasks_ = tasks;
       next_ = 0;
+      error_ = nullptr;
       pending_.store(tasks, std::memory_order_relaxed);
       gen = generation_.load(std::memory_order_relaxed) + 1;
       generation_.store(gen, std::memory_order_release);
@@ -66,6 +87,13 @@ class ThreadPool {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
     }
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      error = error_;
+      error_ = nullptr;
+    }
+    if (error) std::rethrow_exception(error);
   }
 
  private:
@@ -90,28 +118,51 @@ class ThreadPool {
         t = next_++;
         job = job_;
       }
-      (*job)(t);
+      std::exception_ptr error;
+      try {
+        (*job)(t);
+      } catch (...) {
+        error = std::current_exception();
+      }
       std::lock_guard<std::mutex> lock(mutex_);
+      if (error && !error_) error_ = error;
       if (pending_.fetch_sub(1, std::memory_order_release) == 1) done_.notify_all();
     }
   }
 
-  void workerLoop() {
+  // The most threads (besides the caller) a pool starts: lowered when the system refuses one.
+  static std::atomic<std::size_t>& ceiling() {
+    static std::atomic<std::size_t> value{static_cast<std::size_t>(-1)};
+    return value;
+  }
+
+  // Ends workers_[first] and those after it (no run() is in progress) and removes them.
+  void retireFrom(std::size_t first) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      keep_.store(first, std::memory_order_release);
+    }
+    wake_.notify_all();
+    for (std::size_t i = first; i < workers_.size(); ++i) workers_[i].join();
+    workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(first), workers_.end());
+  }
+
+  void workerLoop(std::size_t index) {
     unsigned long seen = 0;
+    const auto retired = [&] { return index >= keep_.load(std::memory_order_acquire); };
     for (;;) {
-      const auto fresh = [&] {
-        return quit_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
-      };
+      const auto fresh = [&] { return retired() || generation_.load(std::memory_order_acquire) != seen; };
       if (!spinUntil(fresh)) {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, fresh);
       }
-      if (quit_.load(std::memory_order_acquire)) return;
+      if (retired()) return;
       seen = generation_.load(std::memory_order_acquire);
       work(seen);
     }
   }
 
+  const unsigned threads_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
@@ -119,8 +170,10 @@ class ThreadPool {
   std::size_t tasks_ = 0;  // tasks_, next_ and job_ change under the mutex
   std::size_t next_ = 0;
   std::atomic<std::size_t> pending_{0};  // changes under the mutex; read without it while spinning
+  std::exception_ptr error_;  // the first exception a task of the current run() threw; under the mutex
   std::atomic<unsigned long> generation_{0};
-  std::atomic<bool> quit_{false};
+  // Workers whose index is at least this end (the destructor sets it to 0).
+  std::atomic<std::size_t> keep_{static_cast<std::size_t>(-1)};
 };
 
 }  // namespace mlp
