@@ -12,6 +12,8 @@ export type LabelsLike = Uint8Array | Int32Array | readonly number[];
 
 /** Largest number of elements in one array we accept (typed arrays are limited to this anyway). */
 export const MAX_ELEMENTS = 2 ** 32 - 1;
+/** The most rows a matrix of samples may have. */
+export const MAX_ROWS = 2 ** 31 - 1;
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) return false;
@@ -62,7 +64,6 @@ export function oneOf<T extends string>(name: string, value: unknown, allowed: r
   return value as T;
 }
 
-/** Index of the first NaN or infinite value, or -1. */
 /** The index of the first NaN or ±Infinity in `data`, or -1 (the TypeScript backend's scan; the native one is vectorised). */
 export function firstNonFinite(data: Float64Array | Float32Array): number {
   for (let i = 0; i < data.length; i++) {
@@ -92,7 +93,8 @@ export function toMatrix(
     if (!(data instanceof Float64Array || data instanceof Float32Array || data instanceof Uint8Array)) {
       throw invalidType(`${name}.data`, 'a Float64Array, Float32Array or Uint8Array', data);
     }
-    integerIn(`${name}.rows`, rows, 1, MAX_ELEMENTS);
+    // Rows are counted in 32-bit signed integers by the addon, and each one's outputs need room.
+    integerIn(`${name}.rows`, rows, 1, MAX_ROWS);
     integerIn(`${name}.cols`, cols, 1, MAX_ELEMENTS);
     const r = rows as number;
     const c = cols as number;
@@ -115,17 +117,23 @@ export function toMatrix(
   return matrix;
 }
 
+/** An array or typed array (a DataView has no elements to index). */
+function isRow(value: unknown): boolean {
+  return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
+}
+
 function rowsToMatrix(name: string, rowsIn: readonly unknown[]): Matrix<Float64Array> {
   const rows = rowsIn.length;
   if (rows === 0) throw outOfRange(name, 'at least one row', rowsIn);
+  if (rows > MAX_ROWS) throw outOfRange(`${name}.length`, `at most ${MAX_ROWS} rows`, rows);
   const first = rowsIn[0];
-  if (!Array.isArray(first) && !ArrayBuffer.isView(first)) throw invalidType(`${name}[0]`, 'an array of numbers', first);
+  if (!isRow(first)) throw invalidType(`${name}[0]`, 'an array of numbers', first);
   const cols = (first as ArrayLike<number>).length;
   if (cols === 0) throw outOfRange(`${name}[0]`, 'at least one column', first);
   const data = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     const row = rowsIn[r];
-    if (!Array.isArray(row) && !ArrayBuffer.isView(row)) throw invalidType(`${name}[${r}]`, 'an array of numbers', row);
+    if (!isRow(row)) throw invalidType(`${name}[${r}]`, 'an array of numbers', row);
     const arr = row as ArrayLike<unknown>;
     if (arr.length !== cols) {
       throw invalidValue(`Expected every row of ${name} to have ${cols} columns but ${name}[${r}] has ${arr.length}`);

@@ -91,6 +91,9 @@ function badXCases(): XCase[] {
     ["rows '2'", { data: f64(8), rows: '2', cols: 4 }, TypeError, TYPE, 'X.rows'],
     ['rows 0', { data: f64(0), rows: 0, cols: 4 }, RangeError, RANGE, 'X.rows'],
     ['rows 1.5', { data: f64(8), rows: 1.5, cols: 4 }, RangeError, RANGE, 'X.rows'],
+    // The addon counts rows in 32-bit signed integers.
+    ['rows 2**31', { data: f64(8), rows: 2 ** 31, cols: 4 }, RangeError, RANGE, 'X.rows'],
+    ['a DataView row', [new DataView(new ArrayBuffer(32))], TypeError, TYPE, 'X[0]'],
     ['rows * cols != data.length', { data: f64(9), rows: 2, cols: 4 }, RangeError, VALUE, 'X.data'],
     ['cols != nFeatures (typed)', { data: f64(10), rows: 2, cols: 5 }, RangeError, VALUE, /X.*4 columns/],
     ['cols != nFeatures (rows)', [[1, 2, 3]], RangeError, VALUE, /X.*4 columns/],
