@@ -2,10 +2,12 @@
  * The model file (lib/format.ts): every way of saving and loading gives back the identical model,
  * and bad documents are rejected with ERR_INVALID_FILE before anything is built.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORMAT_VERSION, MODEL_LIMITS, NeuralNetMLP, type MLPOptions, type ModelJSON } from '../lib/index.js';
 import { backends } from './helpers/backends.js';
@@ -290,5 +292,131 @@ describe('bad documents are rejected with ERR_INVALID_FILE', () => {
   it('a file that does not exist is reported by the file system', async () => {
     const error = await rejection(NeuralNetMLP.load(join(dir, 'missing.json')));
     expect(error.code).toBe('ENOENT');
+  });
+});
+
+/**
+ * Runs `code` (an ES module using `lib`, the compiled package) in a child Node process with a
+ * timeout, so a loader that hangs on its input fails the test instead of hanging the suite.
+ * dist/ is rebuilt first when a lib/ source is newer than its compiled file.
+ */
+function runCompiled(code: string, timeout = 10_000): { status: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const stale = readdirSync(join(root, 'lib'), { recursive: true, encoding: 'utf8' }).some((file) => {
+    if (!file.endsWith('.ts') || file.endsWith('.d.ts')) return false;
+    const compiled = join(root, 'dist', file.replace(/\.ts$/, '.js'));
+    return !existsSync(compiled) || statSync(compiled).mtimeMs < statSync(join(root, 'lib', file)).mtimeMs;
+  });
+  if (stale) spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'ignore' });
+  const lib = JSON.stringify(new URL('../dist/index.js', import.meta.url).href);
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `const lib = await import(${lib});\n${code}`], { encoding: 'utf8', timeout });
+  return { status: child.status, stdout: child.stdout, stderr: child.stderr, signal: child.signal };
+}
+
+/** Child code: prints the code and message of what `load` and `loadSync` throw for `path`, then the peak RSS in MiB. */
+const loadBothInChild = (path: string) => `
+  const show = (e) => console.log(e?.code + ' ' + e?.message);
+  await lib.NeuralNetMLP.load(${JSON.stringify(path)}).then(() => console.log('loaded'), show);
+  try { lib.NeuralNetMLP.loadSync(${JSON.stringify(path)}); console.log('loaded'); } catch (e) { show(e); }
+  console.log('rss ' + Math.round(process.resourceUsage().maxRSS / 1024));
+`;
+
+function expectBothRejected(result: ReturnType<typeof runCompiled>, message: RegExp, maxRssMiB?: number): void {
+  expect(result.signal, `the child was killed (timed out?): ${result.stderr}`).toBeNull();
+  expect(result.status, result.stderr).toBe(0);
+  const lines = result.stdout.trim().split('\n');
+  expect(lines.length, result.stdout).toBe(3);
+  for (const line of lines.slice(0, 2)) {
+    expect(line).toMatch(/^ERR_INVALID_FILE /);
+    expect(line).toMatch(message);
+  }
+  if (maxRssMiB !== undefined) expect(Number(lines[2].split(' ')[1]), 'peak RSS in MiB').toBeLessThan(maxRssMiB);
+}
+
+describe('load reads only regular files, within the size limits', () => {
+  it.runIf(existsSync('/dev/zero'))('/dev/zero (endless) is rejected without reading it', () => {
+    expectBothRejected(runCompiled(loadBothInChild('/dev/zero')), /\/dev\/zero: not a regular file but a character device/);
+  });
+
+  it('a FIFO is rejected without opening it (opening would wait for a writer)', (ctx) => {
+    const fifo = join(dir, `fifo-${counter++}`);
+    const made = spawnSync('mkfifo', [fifo], { encoding: 'utf8' });
+    if (made.error || made.status !== 0) {
+      console.log(`[format.test] skipping the FIFO test: mkfifo is unavailable (${made.error?.message ?? made.stderr})`);
+      return ctx.skip();
+    }
+    expectBothRejected(runCompiled(loadBothInChild(fifo)), /not a regular file but a FIFO/);
+  });
+
+  it('a directory is ERR_INVALID_FILE', async () => {
+    expectInvalidFile(await rejection(NeuralNetMLP.load(dir)), /not a regular file but a directory/);
+    expectInvalidFile(thrown(() => NeuralNetMLP.loadSync(dir)), /not a regular file but a directory/);
+  });
+
+  it('a file over MODEL_LIMITS.maxFileBytes is rejected from its size, without reading it', async () => {
+    const path = join(dir, `big-${counter++}.safetensors`);
+    await writeFile(path, '');
+    await truncate(path, MODEL_LIMITS.maxFileBytes + 1); // sparse: no disk used
+    try {
+      const size = MODEL_LIMITS.maxFileBytes + 1;
+      // Peak memory well under the file's 512 MiB: it was not read.
+      expectBothRejected(runCompiled(loadBothInChild(path)), new RegExp(`${size} bytes, larger than the limit of ${MODEL_LIMITS.maxFileBytes} bytes`), 400);
+    } finally {
+      await rm(path, { force: true });
+    }
+  });
+});
+
+describe('JSON models are held to MODEL_LIMITS.maxJsonBytes and a model\'s shape before parsing', () => {
+  it('MODEL_LIMITS.maxJsonBytes is 200 MiB, below what could hold an array too long for V8 (2^27 elements)', () => {
+    expect(MODEL_LIMITS.maxJsonBytes).toBe(200 * 1024 * 1024);
+    expect(MODEL_LIMITS.maxJsonBytes / 2).toBeLessThan(2 ** 27 - 3);
+    expect(MODEL_LIMITS.maxJsonBytes).toBeLessThan(MODEL_LIMITS.maxFileBytes);
+    expect(Object.isFrozen(MODEL_LIMITS)).toBe(true);
+  });
+
+  it('a JSON file just over the cap is rejected from its size, without reading or parsing it', async () => {
+    // Before the cap, V8 ended the process ("Fatal JavaScript invalid size error") parsing
+    // {"pad":[0,0,...]} with 150 million elements, a file under maxFileBytes.
+    const path = join(dir, `big-${counter++}.json`);
+    await writeFile(path, '{"format":"neuralnet-mlp","pad":[');
+    await truncate(path, MODEL_LIMITS.maxJsonBytes + 1); // sparse: no disk used
+    try {
+      const started = Date.now();
+      const message = new RegExp(`a JSON model of ${MODEL_LIMITS.maxJsonBytes + 1} bytes, larger than the limit .*MODEL_LIMITS\\.maxJsonBytes`);
+      expectInvalidFile(await rejection(NeuralNetMLP.load(path)), message);
+      expectInvalidFile(thrown(() => NeuralNetMLP.loadSync(path)), message);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await rm(path, { force: true });
+    }
+  });
+
+  it('JSON with more arrays, objects or strings than a model has is rejected before parsing', () => {
+    const objects = `{"format":"neuralnet-mlp","pad":[${new Array(2000).fill('{}').join(',')}]}`;
+    const strings = `{"format":"neuralnet-mlp","pad":[${new Array(5000).fill('"\\\\\\"{["').join(',')}]}`;
+    expectInvalidFile(thrown(() => NeuralNetMLP.fromJSON(objects)), 'document: more than 1024 arrays and objects');
+    expectInvalidFile(thrown(() => NeuralNetMLP.loadSync(Buffer.from(objects))), 'document: more than 1024 arrays and objects');
+    expectInvalidFile(thrown(() => NeuralNetMLP.fromJSON(strings)), 'document: more than 4096 strings');
+    // Brackets inside strings (after escaped quotes) are not counted as arrays or objects.
+    const quoted = `{"format":"neuralnet-mlp","pad":[${new Array(2000).fill('"\\\\\\"{["').join(',')}]}`;
+    expectInvalidFile(thrown(() => NeuralNetMLP.fromJSON(quoted)), /unknown key "pad"/);
+  });
+});
+
+describe('a file that is not a model says so', () => {
+  it('text that is neither JSON nor safetensors', async () => {
+    const path = join(dir, `passwd-${counter++}`);
+    await writeFile(path, 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n');
+    const message = /not a model file: neither a JSON model \(which starts with "\{"\) nor a safetensors file/;
+    expectInvalidFile(await rejection(NeuralNetMLP.load(path)), message);
+    expectInvalidFile(thrown(() => NeuralNetMLP.loadSync(path)), message);
+    expectInvalidFile(thrown(() => NeuralNetMLP.loadSync(Buffer.from('hi'))), message);
+  });
+
+  it('a safetensors file cut inside its header is still called truncated', () => {
+    const bytes = new Uint8Array(16);
+    new DataView(bytes.buffer).setBigUint64(0, 100n, true);
+    expectInvalidFile(thrown(() => NeuralNetMLP.loadSync(bytes)), /truncated: the safetensors header length 100 exceeds the file/);
   });
 });

