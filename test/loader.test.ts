@@ -2,6 +2,8 @@
 // and that the build script never fails an install.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -70,6 +72,26 @@ describe('addon loader (compiled package)', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^js /);
     expect(r.stdout).toContain('package.json');
+  });
+});
+
+describe('the addon path from the environment', () => {
+  it('is only ever loaded as a native addon, never run as JavaScript', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'neuralnet-mlp-addon-'));
+    try {
+      const script = join(dir, 'not-an-addon.js');
+      await writeFile(script, "console.log('ran as JavaScript');");
+      const r = runNode(
+        `import { nativeAddonInfo } from ${JSON.stringify(dist)};
+         console.log(JSON.stringify(nativeAddonInfo().failures));`,
+        { NEURALNET_MLP_ADDON: script },
+      );
+      expect(r.status).toBe(0);
+      expect(r.stdout).not.toContain('ran as JavaScript');
+      expect(r.stdout).toContain('not-an-addon.js');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,6 @@
  * Loads the C++ addon and wraps it as a {@link Backend}. The loader tries each candidate
  * location, remembers why each one failed, and reports all of it in one message.
  */
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +80,6 @@ let loaded: LoadResult | undefined;
 /** Loads the addon once; later calls return the same result. */
 export function loadAddon(): LoadResult {
   if (loaded) return loaded;
-  const require = createRequire(import.meta.url);
   const failures: string[] = [];
   for (const path of candidates()) {
     if (!existsSync(path)) {
@@ -89,7 +87,11 @@ export function loadAddon(): LoadResult {
       continue;
     }
     try {
-      const addon = require(path) as NativeAddon;
+      // process.dlopen, not require: the path (which an environment variable may name) is only
+      // ever loaded as a native addon, never run as JavaScript.
+      const module = { exports: {} as NativeAddon };
+      process.dlopen(module, path);
+      const addon = module.exports;
       if (addon.abiVersion !== ABI_VERSION) {
         failures.push(`${path}: built from another version of this package (rebuild it)`);
         continue;
