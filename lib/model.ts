@@ -390,10 +390,7 @@ export class NeuralNetMLP {
     const x = this.#matrix(X);
     const own = x.data !== (X as { data?: unknown }).data;
     if (this.backend !== 'native' || own || x.data.buffer instanceof SharedArrayBuffer) return x;
-    const d = x.data;
-    const copy = d instanceof Float64Array ? new Float64Array(d.length) : d instanceof Float32Array ? new Float32Array(d.length) : new Uint8Array(d.length);
-    copy.set(d);
-    return { ...x, data: copy };
+    return { ...x, data: this.#backend.copyInput(x.data) };
   }
 
   /** The weights to read: during an asynchronous fit, those of its last completed epoch. */

@@ -503,6 +503,22 @@ describe.skipIf(!addonPresent)('the raw addon rejects garbage without crashing',
     }
   });
 
+  it('copyInput copies a Uint8Array, Float32Array or Float64Array (views and shared memory too) and rejects anything else', () => {
+    const addon = load();
+    const copyInput = addon.copyInput as AnyFn;
+    for (const bad of [undefined, null, 42, 'data', [1, 2], new Int32Array(4), new Uint16Array(4), new DataView(new ArrayBuffer(8)), new ArrayBuffer(8)]) {
+      expectTypeOrRangeError(() => copyInput(bad), `copyInput(${String(bad)})`);
+    }
+    const big = new Uint8Array(3 << 20).map((_, i) => (i * 31) % 256);
+    const shared = new Float32Array(new SharedArrayBuffer(64)).map((_, i) => i / 3);
+    const sources = [big, big.subarray(5, 1000), shared, new Float64Array([1.5, -2, Math.PI]), new Uint8Array(0)];
+    for (const source of sources) {
+      const bytes = copyInput(source) as ArrayBuffer;
+      expect(bytes).toBeInstanceOf(ArrayBuffer);
+      expect(new Uint8Array(bytes)).toEqual(new Uint8Array(source.buffer, source.byteOffset, source.byteLength));
+    }
+  });
+
   it('shuffleOrder checks the state and the order, and shuffles only when they are right', () => {
     const addon = load();
     if (typeof addon.shuffleOrder !== 'function') return;

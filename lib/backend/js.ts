@@ -406,6 +406,7 @@ export function argmaxRows(data: FloatArray, rows: number, cols: number, out: In
 export const jsBackend: Backend = {
   name: 'js',
   firstNonFinite,
+  copyInput: (data) => exactCopy(data),
   shuffleOrder: (rng, order) => rng.shuffle(order),
 
   createRunner(_net, x, labels): EpochRunner {

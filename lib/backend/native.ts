@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, EpochParams, FloatArray, Matrix, NetState, Predictor } from './types.js';
+import type { Backend, EpochParams, FloatArray, InputArray, Matrix, NetState, Predictor } from './types.js';
 
 /** The addon's training-run object (see native/binding/addon.cpp, TrainerWrap). */
 interface NativeTrainer {
@@ -37,6 +37,8 @@ interface NativeAddon {
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
   firstNonFinite(data: Float64Array | Float32Array): number;
+  /** A copy of the typed array's bytes in an ArrayBuffer of the addon's (huge pages where granted). */
+  copyInput(data: InputArray): ArrayBuffer;
   /** RandomState.shuffle(order) with the state from RandomState.getState(), advanced in place. */
   shuffleOrder(state: Uint32Array, order: Int32Array): void;
   costAndGradient(
@@ -51,7 +53,7 @@ interface NativeAddon {
 }
 
 /** Must equal the addon's `abiVersion` (bumped whenever its exports change). */
-const ABI_VERSION = 6;
+const ABI_VERSION = 7;
 const ADDON_NAME = 'neuralnet_mlp.node';
 /** Environment variable naming an explicit path to the addon file. */
 export const ADDON_PATH_ENV = 'NEURALNET_MLP_ADDON';
@@ -122,6 +124,11 @@ export function nativeBackendFrom(addon: NativeAddon): Backend {
   return {
     name: 'native',
     firstNonFinite: (data) => addon.firstNonFinite(data),
+    copyInput: <A extends InputArray>(data: A): A => {
+      const bytes = addon.copyInput(data);
+      const copy = data instanceof Float64Array ? new Float64Array(bytes) : data instanceof Float32Array ? new Float32Array(bytes) : new Uint8Array(bytes);
+      return copy as A;
+    },
     shuffleOrder: (rng, order) => {
       const state = rng.getState();
       addon.shuffleOrder(state, order);

@@ -93,6 +93,8 @@ export interface Backend {
    * which reads every element: the native backend's is vectorised).
    */
   firstNonFinite(data: Float64Array | Float32Array): number;
+  /** A private copy of `data`, of the same type (for asynchronous work, see NeuralNetMLP's use). */
+  copyInput<A extends InputArray>(data: A): A;
   /** Prepares a training run over `x` and `labels` (kept by reference: they must not change during the run). */
   createRunner(net: NetState, x: Matrix, labels: Int32Array, threads: number): EpochRunner;
   /** Writes the output layer's pre-activations (`rows x nOutput`) of every row of `x` into `out`. */
