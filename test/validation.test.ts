@@ -509,13 +509,14 @@ describe.skipIf(!addonPresent)('the raw addon rejects garbage without crashing',
     for (const bad of [undefined, null, 42, 'data', [1, 2], new Int32Array(4), new Uint16Array(4), new DataView(new ArrayBuffer(8)), new ArrayBuffer(8)]) {
       expectTypeOrRangeError(() => copyInput(bad), `copyInput(${String(bad)})`);
     }
-    const big = new Uint8Array(3 << 20).map((_, i) => (i * 31) % 256);
+    const big = new Uint8Array(5 << 19);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) % 256;
     const shared = new Float32Array(new SharedArrayBuffer(64)).map((_, i) => i / 3);
     const sources = [big, big.subarray(5, 1000), shared, new Float64Array([1.5, -2, Math.PI]), new Uint8Array(0)];
     for (const source of sources) {
       const bytes = copyInput(source) as ArrayBuffer;
       expect(bytes).toBeInstanceOf(ArrayBuffer);
-      expect(new Uint8Array(bytes)).toEqual(new Uint8Array(source.buffer, source.byteOffset, source.byteLength));
+      expect(Buffer.compare(new Uint8Array(bytes), new Uint8Array(source.buffer, source.byteOffset, source.byteLength))).toBe(0);
     }
   });
 
