@@ -3,14 +3,14 @@
  * and bad documents are rejected with ERR_INVALID_FILE before anything is built.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORMAT_VERSION, MODEL_LIMITS, NeuralNetMLP, type MLPOptions, type ModelJSON } from '../lib/index.js';
 import { backends } from './helpers/backends.js';
+import { expectBothRejectedInChild, printPeakRss, runCompiled } from './helpers/compiled.js';
 import { expectSameBits, randomDataset, rejection, thrown } from './helpers/numeric.js';
 
 let dir: string;
@@ -295,60 +295,17 @@ describe('bad documents are rejected with ERR_INVALID_FILE', () => {
   });
 });
 
-/**
- * Runs `code` (an ES module using `lib`, the compiled package) in a child Node process with a
- * timeout, so a loader that hangs on its input fails the test instead of hanging the suite.
- * dist/ is rebuilt first when a lib/ source is newer than its compiled file.
- */
-function runCompiled(code: string, timeout = 10_000): { status: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } {
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const stale = readdirSync(join(root, 'lib'), { recursive: true, encoding: 'utf8' }).some((file) => {
-    if (!file.endsWith('.ts') || file.endsWith('.d.ts')) return false;
-    const compiled = join(root, 'dist', file.replace(/\.ts$/, '.js'));
-    return !existsSync(compiled) || statSync(compiled).mtimeMs < statSync(join(root, 'lib', file)).mtimeMs;
-  });
-  if (stale) spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'ignore' });
-  const lib = JSON.stringify(new URL('../dist/index.js', import.meta.url).href);
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `const lib = await import(${lib});\n${code}`], { encoding: 'utf8', timeout });
-  return { status: child.status, stdout: child.stdout, stderr: child.stderr, signal: child.signal };
-}
-
 /** Child code: prints the code and message of what `load` and `loadSync` throw for `path`, then the peak RSS in MiB. */
 const loadBothInChild = (path: string) => `
   const show = (e) => console.log(e?.code + ' ' + e?.message);
   await lib.NeuralNetMLP.load(${JSON.stringify(path)}).then(() => console.log('loaded'), show);
   try { lib.NeuralNetMLP.loadSync(${JSON.stringify(path)}); console.log('loaded'); } catch (e) { show(e); }
-  console.log('rss ' + Math.round(process.resourceUsage().maxRSS / 1024));
+  ${printPeakRss}
 `;
-
-function expectBothRejected(result: ReturnType<typeof runCompiled>, message: RegExp, maxRssMiB?: number): void {
-  expect(result.signal, `the child was killed (timed out?): ${result.stderr}`).toBeNull();
-  expect(result.status, result.stderr).toBe(0);
-  const lines = result.stdout.trim().split('\n');
-  expect(lines.length, result.stdout).toBe(3);
-  for (const line of lines.slice(0, 2)) {
-    expect(line).toMatch(/^ERR_INVALID_FILE /);
-    expect(line).toMatch(message);
-  }
-  // Against an idle child's peak, measured the same way: the sanitizer build's children start
-  // several hundred MiB higher than plain ones, and what matters is what the read added.
-  if (maxRssMiB !== undefined) expect(Number(lines[2].split(' ')[1]) - idleChildRssMiB(), 'peak RSS in MiB above an idle child').toBeLessThan(maxRssMiB);
-}
-
-let idleRss: number | undefined;
-/** The peak RSS, in MiB, of a child that only imports the package. */
-function idleChildRssMiB(): number {
-  if (idleRss === undefined) {
-    const idle = runCompiled(`console.log('rss ' + Math.round(process.resourceUsage().maxRSS / 1024));`, 60_000);
-    idleRss = Number(idle.stdout.trim().split(' ')[1]);
-    expect(Number.isFinite(idleRss), `an idle child's RSS: ${idle.stdout} ${idle.stderr}`).toBe(true);
-  }
-  return idleRss;
-}
 
 describe('load reads only regular files, within the size limits', () => {
   it.runIf(existsSync('/dev/zero'))('/dev/zero (endless) is rejected without reading it', () => {
-    expectBothRejected(runCompiled(loadBothInChild('/dev/zero')), /\/dev\/zero: not a regular file but a character device/);
+    expectBothRejectedInChild(runCompiled(loadBothInChild('/dev/zero')), /\/dev\/zero: not a regular file but a character device/);
   });
 
   it('a FIFO is rejected without opening it (opening would wait for a writer)', (ctx) => {
@@ -358,7 +315,7 @@ describe('load reads only regular files, within the size limits', () => {
       console.log(`[format.test] skipping the FIFO test: mkfifo is unavailable (${made.error?.message ?? made.stderr})`);
       return ctx.skip();
     }
-    expectBothRejected(runCompiled(loadBothInChild(fifo)), /not a regular file but a FIFO/);
+    expectBothRejectedInChild(runCompiled(loadBothInChild(fifo)), /not a regular file but a FIFO/);
   });
 
   it('a directory is ERR_INVALID_FILE', async () => {
@@ -373,7 +330,7 @@ describe('load reads only regular files, within the size limits', () => {
     try {
       const size = MODEL_LIMITS.maxFileBytes + 1;
       // Peak memory well under the file's 512 MiB: it was not read.
-      expectBothRejected(runCompiled(loadBothInChild(path)), new RegExp(`${size} bytes, larger than the limit of ${MODEL_LIMITS.maxFileBytes} bytes`), 400);
+      expectBothRejectedInChild(runCompiled(loadBothInChild(path)), new RegExp(`${size} bytes, larger than the limit of ${MODEL_LIMITS.maxFileBytes} bytes`), 400);
     } finally {
       await rm(path, { force: true });
     }

