@@ -411,7 +411,10 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   // The first block of samples writes the rows (an empty minibatch leaves them zero).
   if (m == 0) std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + j1 * ld, T(0));
   Scratch& s = scratch_[task];
-  const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / (ld * sizeof(T))));
+  // Blocks of samples whose delta rows stay in L1 while they are gathered: a tile at a time when
+  // the rows are wider than a tile (the block size changes no sum).
+  const std::size_t rowBytes = std::min(ld, gatherTileElements<T>(isa_)) * sizeof(T);
+  const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / rowBytes));
   // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot.
   uint32_t* __restrict count = s.cscCount.ensure(nJ);
   ColumnEntry<X>* __restrict entries = s.cscEntries.ensure(nJ * block);

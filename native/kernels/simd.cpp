@@ -131,6 +131,18 @@ void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t
 }
 
 template <typename T>
+std::size_t gatherTileElements(Isa isa) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::gatherTileElements<T>();
+#endif
+#if MLP_HAVE_AVX2
+  if (isa == Isa::Avx2) return avx2::gatherTileElements<T>();
+#endif
+  (void)isa;
+  return SIZE_MAX;
+}
+
+template <typename T>
 void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a) {
 #if MLP_HAVE_AVX512
   if (isa == Isa::Avx512) return avx512::biasSigmoid(rows, n, ld, bias, z, a);
@@ -309,6 +321,8 @@ template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, co
                                      std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
 template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
                                     std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
+template std::size_t gatherTileElements<double>(Isa);
+template std::size_t gatherTileElements<float>(Isa);
 template RegSums regularisedStep<double>(Isa, std::size_t, std::size_t, std::size_t, double*, double*, double*,
                                          const StepRule<double>&);
 template RegSums regularisedStep<float>(Isa, std::size_t, std::size_t, std::size_t, float*, float*, float*,

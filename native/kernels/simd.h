@@ -189,6 +189,12 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const ui
                     std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                     std::size_t width);
 
+// Elements of a row that one gather tile of this path keeps in registers (the sparse kernels
+// take wider rows a tile at a time; the portable path takes whole rows). Callers size blocks of
+// rows by it so that a tile's share of the rows stays in L1.
+template <typename T>
+std::size_t gatherTileElements(Isa isa);
+
 // One non-zero of a feature's column within a block of samples: the sample's row in the block and
 // the value. (Row and value side by side: the counting sort that fills the columns then writes one
 // place per non-zero, not two.)
@@ -261,6 +267,8 @@ template <typename T, typename X>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
                                const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
+MLP_AVX2 std::size_t gatherTileElements();
+template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
 MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
@@ -300,6 +308,8 @@ MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
 template <typename T, typename X>
 MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
                                  const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
+template <typename T>
+MLP_AVX512 std::size_t gatherTileElements();
 template <typename T>
 MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>

@@ -293,6 +293,11 @@ MLP_TARGET void smallProductTile(std::size_t rows, std::size_t depth, const T* a
 
 }  // namespace
 
+template <typename T>
+MLP_TARGET std::size_t gatherTileElements() {
+  return kMaxTile * Vec<T>::width;
+}
+
 template <typename T, typename V>
 MLP_TARGET void sparseGatherRows(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* wT,
                                  std::size_t ldw, T* z, std::size_t ldz, std::size_t width) {
@@ -370,6 +375,8 @@ template void byteGatherRows<double>(std::size_t, const uint8_t* const*, const u
                                      std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
 template void byteGatherRows<float>(std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
                                     std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
+template std::size_t gatherTileElements<double>();
+template std::size_t gatherTileElements<float>();
 template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template void smallProduct<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
