@@ -129,15 +129,19 @@ export const THREADS = {
   contenders: { full: ['native-f64', 'native-f32'], quick: ['native-f64'] },
   threads: [1, 2, 4],
   epochs: { full: 3, quick: 1 },
-  /** Rounds of the paired 1-vs-2-thread measurement (one process, epochs alternating). */
-  pairedRounds: { full: 7, quick: 3 },
+  /**
+   * Rounds of the paired 1-vs-2-thread measurement (one process, epochs alternating). A round is
+   * about a second; on this shared machine single pairs have ranged from 0.9x to 2.1x within one
+   * run, so the median needs more than a handful.
+   */
+  pairedRounds: { full: 15, quick: 3 },
 };
 
 /**
  * The float32-vs-float64 target is judged on epochs paired in one process (native float64's
  * contender, its thread count, float64 and float32 epochs alternating), for the same reason.
  */
-export const DTYPES = { contender: 'native-f64', pairedRounds: { full: 7, quick: 3 } };
+export const DTYPES = { contender: 'native-f64', pairedRounds: { full: 15, quick: 3 } };
 
 /**
  * The kernel-paths section: the native contenders with each instruction-set path the addon can
