@@ -350,7 +350,10 @@ function targets(byId, dtypeSection, threadsSection, scalingSection, floorSectio
       slack === 1
         ? `native ${dtype} ≥ OpenBLAS's large-matrix ${dtype} rate (the compute floor; the issue's ${issue})`
         : `native ${dtype} ≥ ${fmt(1 / slack, 2)}× OpenBLAS's large-matrix ${dtype} rate (${fmt(slack)}× the floor; the issue's ${issue})`,
-      r && need ? `${fmt(r.gflops)} vs ${fmt(need)} GFLOP/s (${fmt(r.sPerFullEpoch)} s vs ${fmt((floorSection.epochGflop / rate) * slack)} s)` : 'n/a',
+      // The rate itself, and the share of it the target asks for, so the figure is not read as the rate.
+      r && need
+        ? `${fmt(r.gflops)} GFLOP/s vs ${slack === 1 ? '' : `${fmt(1 / slack, 2)} × `}${fmt(rate)} (${fmt(r.sPerFullEpoch)} s vs ${fmt((floorSection.epochGflop / rate) * slack)} s)`
+        : 'n/a',
       r && need ? r.gflops >= need : null,
     );
   }
