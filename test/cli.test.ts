@@ -517,6 +517,21 @@ describe('mlp predict', () => {
     });
   });
 
+  it('names the IDX file whose images hold a value the model cannot take', async () => {
+    // A float64 IDX file (type 0x0e) of 2 images, one pixel NaN.
+    const values = new Float64Array(2 * 784).fill(0.5);
+    values[784 + 116] = NaN;
+    const header = Buffer.from([0, 0, 0x0e, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28]);
+    const body = Buffer.alloc(values.length * 8);
+    values.forEach((v, i) => body.writeDoubleBE(v, i * 8));
+    const images = join(tmp, 'nan-images-idx3-double');
+    await writeFile(images, Buffer.concat([header, body]));
+    expectOneLineError(
+      await mlp(['predict', '--model', model, '--images', images]),
+      /nan-images-idx3-double: .*X \(row 1, column 116\).*NaN/,
+    );
+  });
+
   it('says so when the images do not fit the model', async () => {
     const images = join(tmp, 'small-images-idx3-ubyte');
     await writeFile(images, idxUint8([2, 3, 3], new Uint8Array(18)));

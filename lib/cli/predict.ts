@@ -109,8 +109,17 @@ export async function predict(argv: readonly string[]): Promise<number> {
   if (inputs.images.cols !== features) {
     throw new CliError(`${inputs.source}: images have ${inputs.images.cols} values each but the model takes ${features}`);
   }
-  const predicted = nn.predict(inputs.images);
-  const proba = flags.boolean('proba') ? nn.predictProba(inputs.images) : undefined;
+  let predicted: Int32Array;
+  let proba: ReturnType<NeuralNetMLP['predictProba']> | undefined;
+  try {
+    predicted = nn.predict(inputs.images);
+    proba = flags.boolean('proba') ? nn.predictProba(inputs.images) : undefined;
+  } catch (error) {
+    // The model and the shapes were checked above, so a value out of range (NaN or infinity in a
+    // float IDX file, say) is in the images: name the file it came from.
+    if (error instanceof RangeError) throw new CliError(`${inputs.source}: ${error.message}`);
+    throw error;
+  }
   const labels = inputs.labels;
   const score = labels ? accuracy(predicted, labels) : undefined;
 
