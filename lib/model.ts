@@ -663,6 +663,8 @@ export class NeuralNetMLP {
     if (!isPlainObject(options)) throw invalidType('options', 'an object { epsilon? }', options);
     checkKnownKeys('options', options, ['epsilon']);
     const epsilon = options.epsilon === undefined ? 1e-5 : finiteAtLeast('options.epsilon', options.epsilon, 0, true);
+    // A step beyond 1 estimates no derivative, and near 1e308 the differences overflow to NaN.
+    if (epsilon > 1) throw outOfRange('options.epsilon', 'a finite number > 0 and <= 1', epsilon);
     const x = this.#matrix(X);
     const labels = toLabels('y', y, x.rows, this.options.nOutput);
     const net: NetState = {

@@ -76,6 +76,9 @@ describe.each(backends)('gradient check (%s backend)', (backend) => {
     const model = new NeuralNetMLP({ nOutput: 3, nFeatures: 4, nHidden: 3, randomState: 1, backend });
     expectArgError(thrown(() => gradientCheck({} as NeuralNetMLP, X, y)), TypeError, 'ERR_INVALID_ARG_TYPE', 'model');
     expectArgError(thrown(() => gradientCheck(model, X, y, { epsilon: 0 })), RangeError, 'ERR_OUT_OF_RANGE', 'options.epsilon');
+    // A step so large that the differences overflow gave NaN instead of an error.
+    expectArgError(thrown(() => gradientCheck(model, X, y, { epsilon: 1e308 })), RangeError, 'ERR_OUT_OF_RANGE', 'options.epsilon');
+    expectArgError(thrown(() => gradientCheck(model, X, y, { epsilon: 1.5 })), RangeError, 'ERR_OUT_OF_RANGE', 'options.epsilon');
     expectArgError(thrown(() => gradientCheck(model, X, y, { eps: 1e-5 } as never)), TypeError, 'ERR_INVALID_ARG_TYPE', 'options.eps');
     expectArgError(thrown(() => gradientCheck(model, X, [0, 1])), RangeError, 'ERR_INVALID_ARG_VALUE', 'y');
   });
