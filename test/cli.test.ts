@@ -455,6 +455,17 @@ describe('errors are one line and a non-zero exit, never a stack trace', () => {
     expect(r.code).toBe(1);
   });
 
+  // Node's own recursive mkdir never returns for this path; /proc is Linux's.
+  it.runIf(existsSync('/proc/self'))('an --out that cannot be created although its parent exists (/proc/self/x, Linux only)', async () => {
+    const child = start(['train', ...quick, '--out', '/proc/self/x/run']);
+    // A hang (what Node's recursive mkdir does here) fails the test, and leaves no process behind.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const r = await finished(child).finally(() => clearTimeout(timer));
+    expect(r.signal, 'mlp train hung and was killed').toBeNull();
+    expectOneLineError(r, /cannot use output folder \/proc\/self\/x\/run: .*(ENOENT)/);
+    expect(r.code).toBe(1);
+  });
+
   it('an --out that is a file', async () => {
     const file = join(tmp, 'b-file');
     await writeFile(file, 'x');

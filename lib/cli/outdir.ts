@@ -4,7 +4,7 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CliError, fsErrorMessage } from './common.js';
 
 /** The files `mlp train` writes; `--force` only ever replaces these. */
@@ -20,6 +20,28 @@ function cannot(dir: string, error: unknown): CliError {
 }
 
 /**
+ * `mkdir -p`, one level at a time: Node's recursive mkdir never returns for a path whose parent
+ * exists but refuses new entries with ENOENT (/proc/self/x), so each missing ancestor is made in
+ * turn and the first real failure is thrown.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+    return;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+  }
+  await makeDirs(dirname(dir));
+  try {
+    await mkdir(dir);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
+  }
+}
+
+/**
  * Creates (or checks) the output folder and returns its absolute path.
  *
  * @param requested the `--out` value; `undefined` makes `runs/train-YYYYMMDD-HHMMSS` (with `-2`,
@@ -32,7 +54,7 @@ export async function prepareOutDir(requested: string | undefined, force: boolea
   if (requested === undefined) {
     const parent = resolve(cwd, 'runs');
     try {
-      await mkdir(parent, { recursive: true });
+      await makeDirs(parent);
     } catch (error) {
       throw cannot(parent, error);
     }
@@ -70,7 +92,7 @@ export async function prepareOutDir(requested: string | undefined, force: boolea
     }
   } else {
     try {
-      await mkdir(dir, { recursive: true });
+      await makeDirs(dir);
     } catch (error) {
       throw cannot(shown, error);
     }
