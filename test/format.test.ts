@@ -2,7 +2,6 @@
  * The model file (lib/format.ts): every way of saving and loading gives back the identical model,
  * and bad documents are rejected with ERR_INVALID_FILE before anything is built.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FORMAT_VERSION, MODEL_LIMITS, NeuralNetMLP, type MLPOptions, type ModelJSON } from '../lib/index.js';
 import { backends } from './helpers/backends.js';
-import { expectBothRejectedInChild, printPeakRss, runCompiled } from './helpers/compiled.js';
+import { expectBothRejectedInChild, makeFifo, printPeakRss, runCompiled } from './helpers/compiled.js';
 import { expectSameBits, randomDataset, rejection, thrown } from './helpers/numeric.js';
 
 let dir: string;
@@ -310,9 +309,9 @@ describe('load reads only regular files, within the size limits', () => {
 
   it('a FIFO is rejected without opening it (opening would wait for a writer)', (ctx) => {
     const fifo = join(dir, `fifo-${counter++}`);
-    const made = spawnSync('mkfifo', [fifo], { encoding: 'utf8' });
-    if (made.error || made.status !== 0) {
-      console.log(`[format.test] skipping the FIFO test: mkfifo is unavailable (${made.error?.message ?? made.stderr})`);
+    const unavailable = makeFifo(fifo);
+    if (unavailable) {
+      console.log(`[format.test] skipping the FIFO test: ${unavailable}`);
       return ctx.skip();
     }
     expectBothRejectedInChild(runCompiled(loadBothInChild(fifo)), /not a regular file but a FIFO/);

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +14,7 @@ import {
   type MnistSet,
 } from '../lib/idx.js';
 import { IDX_TYPE, concat, gzip, idxHeader, idxTyped, idxUint8 } from './helpers/idx.js';
-import { expectBothRejectedInChild, printPeakRss, runCompiled } from './helpers/compiled.js';
+import { expectBothRejectedInChild, makeFifo, printPeakRss, runCompiled } from './helpers/compiled.js';
 
 let root: string;
 let counter = 0;
@@ -594,9 +593,9 @@ describe('loadIdx reads only regular files, within the size limit', () => {
 
   it('a FIFO is rejected without opening it (opening would wait for a writer)', async (ctx) => {
     const fifo = join(await freshDir(), 'train-images-idx3-ubyte');
-    const made = spawnSync('mkfifo', [fifo], { encoding: 'utf8' });
-    if (made.error || made.status !== 0) {
-      console.log(`[idx.test] skipping the FIFO test: mkfifo is unavailable (${made.error?.message ?? made.stderr})`);
+    const unavailable = makeFifo(fifo);
+    if (unavailable) {
+      console.log(`[idx.test] skipping the FIFO test: ${unavailable}`);
       return ctx.skip();
     }
     expectBothRejectedInChild(runCompiled(loadIdxBothInChild(fifo)), /not a regular file but a FIFO/);

@@ -65,3 +65,12 @@ export function expectBothRejectedInChild(result: ChildResult, message: RegExp, 
   }
   if (maxRssMiB !== undefined) expect(Number(lines[2].split(' ')[1]) - idleChildRssMiB(), 'peak RSS in MiB above an idle child').toBeLessThan(maxRssMiB);
 }
+
+/**
+ * Makes a FIFO at `path` for the loaders' "not a regular file" tests. Returns null when it exists,
+ * or why it could not be made (the caller prints that and skips).
+ */
+export function makeFifo(path: string): string | null {
+  const made = spawnSync('mkfifo', [path], { encoding: 'utf8' });
+  return made.error || made.status !== 0 ? `mkfifo is unavailable (${made.error?.message ?? made.stderr})` : null;
+}
