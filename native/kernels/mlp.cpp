@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "simd.h"
 
@@ -38,6 +40,21 @@ constexpr std::size_t kSmallProductBytes = 32768;
 constexpr std::size_t kGradientChunkVectors = 4;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
+
+// Writes one entry of the counting sort. A byte entry is written as one 32-bit store (its padding
+// byte zero): field by field, GCC issues two stores per entry, and the sort is store-bound.
+template <typename X>
+inline void storeEntry(ColumnEntry<X>* p, uint16_t row, X val) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if constexpr (std::is_same<X, uint8_t>::value) {
+    static_assert(sizeof(ColumnEntry<uint8_t>) == 4 && offsetof(ColumnEntry<uint8_t>, val) == 2, "entry layout");
+    const uint32_t packed = static_cast<uint32_t>(row) | static_cast<uint32_t>(val) << 16;
+    std::memcpy(p, &packed, sizeof packed);
+    return;
+  }
+#endif
+  *p = ColumnEntry<X>{row, val};
+}
 
 }  // namespace
 
@@ -415,24 +432,23 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   // the rows are wider than a tile (the block size changes no sum).
   const std::size_t rowBytes = std::min(ld, gatherTileElements<T>(isa_)) * sizeof(T);
   const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / rowBytes));
-  // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot.
-  uint32_t* __restrict count = s.cscCount.ensure(nJ);
+  // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot
+  // [j * block, (j + 1) * block); end[j] is where its next one goes (no multiply per non-zero).
+  // nJ * block < 2^32: block * rowBytes <= kGradientBlockBytes and rows are at least 32 bytes.
+  uint32_t* __restrict end = s.cscEnd.ensure(nJ);
   ColumnEntry<X>* __restrict entries = s.cscEntries.ensure(nJ * block);
   const T* d = deltas_[1].data();
   for (std::size_t s0 = 0; s0 < m; s0 += block) {
     const std::size_t s1 = std::min(m, s0 + block);
-    std::fill(count, count + nJ, 0u);
+    for (std::size_t j = 0; j < nJ; ++j) end[j] = static_cast<uint32_t>(j * block);
     for (std::size_t r = s0; r < s1; ++r) {
       const uint16_t* const col = views_[r].col;
       const X* const x = views_[r].val;
       const uint32_t k0 = views_[r].bounds[b0], k1 = views_[r].bounds[b1];
       const uint16_t rr = static_cast<uint16_t>(r - s0);
-      for (uint32_t k = k0; k < k1; ++k) {
-        const std::size_t j = col[k] - j0;
-        entries[j * block + count[j]++] = ColumnEntry<X>{rr, x[k]};
-      }
+      for (uint32_t k = k0; k < k1; ++k) storeEntry(entries + end[col[k] - j0]++, rr, x[k]);
     }
-    sparseGatherCols(isa_, nJ, count, block, entries, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_, s0 == 0);
+    sparseGatherCols(isa_, nJ, end, block, entries, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_, s0 == 0);
   }
 }
 

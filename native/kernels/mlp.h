@@ -121,7 +121,7 @@ class Trainer {
     RawBuffer<const uint8_t*> rowPtr;  // the task's byte rows, when prediction reads them directly
     RawBuffer<uint64_t> byteMasks;     // and their non-zero bytes (nonZeroByteMasks)
     RawBuffer<int32_t> labels;         // the task's samples' labels
-    RawBuffer<uint32_t> cscCount;  // a sample block's non-zeros by feature
+    RawBuffer<uint32_t> cscEnd;        // where each feature's next non-zero of a sample block goes
     RawBuffer<ColumnEntry<X>> cscEntries;
     GemmBuffers<T> gemm;
   };

@@ -110,19 +110,19 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const ui
 }
 
 template <typename T, typename X>
-void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                       const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite) {
 #if MLP_HAVE_AVX512
-  if (isa == Isa::Avx512) return avx512::sparseGatherCols(n, count, slot, entries, d, ldd, gT, ldg, width, overwrite);
+  if (isa == Isa::Avx512) return avx512::sparseGatherCols(n, end, slot, entries, d, ldd, gT, ldg, width, overwrite);
 #endif
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::sparseGatherCols(n, count, slot, entries, d, ldd, gT, ldg, width, overwrite);
+  if (isa == Isa::Avx2) return avx2::sparseGatherCols(n, end, slot, entries, d, ldd, gT, ldg, width, overwrite);
 #endif
   (void)isa;
   for (std::size_t j = 0; j < n; ++j) {
     T* g = gT + j * ldg;
     if (overwrite) std::fill(g, g + width, T(0));
-    for (std::size_t e = j * slot; e < j * slot + count[j]; ++e) {
+    for (std::size_t e = j * slot; e < end[j]; ++e) {
       const T v = static_cast<T>(entries[e].val);
       const T* dr = d + static_cast<std::size_t>(entries[e].row) * ldd;
       for (std::size_t u = 0; u < width; ++u) g[u] += v * dr[u];

@@ -205,10 +205,10 @@ struct ColumnEntry {
 };
 
 // For every j < n: gT[j * ldg + 0:width] += sum_e e.val * d[e.row * ldd + 0:width] over the entries
-// e in [j * slot, j * slot + count[j]), in that order (weight gradient of layer 1, column by column).
+// e in [j * slot, end[j]), in that order (weight gradient of layer 1, column by column).
 // With `overwrite`, the sums start from zero instead of gT's rows (which are all written).
 template <typename T, typename X>
-void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                       const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 
 // For every r < rows: v = z[r*ld + u] (+ bias[u] when bias is given), u < n; z[r*ld + u] = v
@@ -264,7 +264,7 @@ MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const ui
                              std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                              std::size_t width);
 template <typename T, typename X>
-MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                                const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
 MLP_AVX2 std::size_t gatherTileElements();
@@ -306,7 +306,7 @@ MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
                                std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                                std::size_t width);
 template <typename T, typename X>
-MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<X>* entries,
+MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                                  const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
 MLP_AVX512 std::size_t gatherTileElements();

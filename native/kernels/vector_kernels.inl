@@ -201,12 +201,12 @@ MLP_TARGET void byteGatherRowsTile(std::size_t rows, const uint8_t* const* x, co
 }
 
 template <typename T, typename V, std::size_t NV>
-MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* count, std::size_t slot, const ColumnEntry<V>* entries,
+MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<V>* entries,
                                const T* d, std::size_t ldd, T* gT, std::size_t ldg, bool overwrite,
                                typename Vec<T>::part tail) {
   using W = Vec<T>;
   for (std::size_t j = 0; j < n; ++j) {
-    const std::size_t e0 = j * slot, e1 = e0 + count[j];
+    const std::size_t e0 = j * slot, e1 = end[j];
     T* g = gT + j * ldg;
     if (e0 == e1) {
       if (overwrite)
@@ -316,11 +316,11 @@ MLP_TARGET void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
 }
 
 template <typename T, typename V>
-MLP_TARGET void sparseGatherCols(std::size_t n, const uint32_t* count, std::size_t slot,
+MLP_TARGET void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot,
                                  const ColumnEntry<V>* entries, const T* d, std::size_t ldd, T* gT, std::size_t ldg,
                                  std::size_t width, bool overwrite) {
   forEachTile<T>(width, [&](auto nv, std::size_t off, typename Vec<T>::part tail) {
-    gatherColsTile<T, V, decltype(nv)::value>(n, count, slot, entries, d + off, ldd, gT + off, ldg, overwrite, tail);
+    gatherColsTile<T, V, decltype(nv)::value>(n, end, slot, entries, d + off, ldd, gT + off, ldg, overwrite, tail);
   });
 }
 
