@@ -25,7 +25,7 @@
 import { describe, invalidFile } from './errors.js';
 import { readLimited, readLimitedSync, type ReadLimit } from './readlimited.js';
 import type { Dtype } from './backend/types.js';
-import { isPlainObject } from './validate.js';
+import { FLOAT32_MAX, isPlainObject } from './validate.js';
 
 export const FORMAT_TAG = 'neuralnet-mlp';
 export const FORMAT_VERSION = 1;
@@ -95,7 +95,6 @@ export interface DecodedModel {
   training: TrainingInfo;
 }
 
-const FLOAT32_MAX = 3.4028234663852886e38;
 
 const TOP_KEYS = ['format', 'version', 'dtype', 'layers', 'options', 'weights', 'training'];
 const OPTION_KEYS = ['l1', 'l2', 'epochs', 'eta', 'alpha', 'decreaseConst', 'etaSchedule', 'shuffle', 'minibatches', 'randomState'];

@@ -28,7 +28,9 @@ import { writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import {
   type LabelsLike,
+  type MagnitudeBound,
   type MatrixLike,
+  FLOAT32_MAX,
   booleanArg,
   checkKnownKeys,
   finiteAtLeast,
@@ -153,8 +155,8 @@ const MAX_LAYER_WEIGHTS = 2 ** 31 - 1;
 const MAX_UNITS = 2 ** 24;
 const MAX_HIDDEN_LAYERS = 63;
 const MAX_COSTS = 2 ** 30;
-/** The largest finite float32, 3.4028234663852886e38. */
-const FLOAT32_MAX = (2 - 2 ** -23) * 2 ** 127;
+/** What a float32 model can take from float64 input: beyond it, float32 would hold Infinity and every result from it NaN. */
+const FLOAT32_INPUT: MagnitudeBound = { max: FLOAT32_MAX, expected: `a number a float32 model can hold (magnitude at most ${FLOAT32_MAX})` };
 
 function resolveOptions(options: unknown): ResolvedOptions {
   if (!isPlainObject(options)) throw invalidType('options', 'an object of model options', options);
@@ -362,20 +364,13 @@ export class NeuralNetMLP {
     }));
   }
 
-  /** `X` checked as a feature matrix for this model (its float data scanned by the backend). */
+  /**
+   * `X` checked as a feature matrix for this model, its float data scanned once by the backend:
+   * for a float32 model, also for values beyond float32's range (float32 input cannot hold any).
+   */
   #matrix(X: MatrixLike): Matrix<InputArray> {
-    const x = toMatrix('X', X, this.options.nFeatures, (data) => this.#backend.firstNonFinite(data));
-    if (this.options.dtype === 'float32' && x.data instanceof Float64Array) {
-      // A float32 model rounds float64 input to float32: a finite value beyond float32's range
-      // would become Infinity there, and every result from it NaN.
-      const d = x.data;
-      for (let i = 0; i < d.length; i++) {
-        if (Math.abs(d[i]) > FLOAT32_MAX) {
-          throw outOfRange(`X (row ${Math.floor(i / x.cols)}, column ${i % x.cols})`, `a number a float32 model can hold (magnitude at most ${FLOAT32_MAX})`, d[i]);
-        }
-      }
-    }
-    return x;
+    const bound = this.options.dtype === 'float32' ? FLOAT32_INPUT : undefined;
+    return toMatrix('X', X, this.options.nFeatures, (data, max) => this.#backend.firstNonFinite(data, max), bound);
   }
 
   /**

@@ -64,8 +64,19 @@ export function oneOf<T extends string>(name: string, value: unknown, allowed: r
   return value as T;
 }
 
-/** The index of the first NaN or ±Infinity in `data`, or -1 (the TypeScript backend's scan; the native one is vectorised). */
-export function firstNonFinite(data: Float64Array | Float32Array): number {
+/** The largest finite float32, 3.4028234663852886e38. */
+export const FLOAT32_MAX = (2 - 2 ** -23) * 2 ** 127;
+
+/**
+ * The index of the first NaN or ±Infinity in `data`, or, when `maxMagnitude` (a finite number) is
+ * given, of the first element that is not within ±maxMagnitude; -1 when there is none (the
+ * TypeScript backend's scan; the native one is vectorised).
+ */
+export function firstNonFinite(data: Float64Array | Float32Array, maxMagnitude?: number): number {
+  if (maxMagnitude !== undefined) {
+    for (let i = 0; i < data.length; i++) if (!(Math.abs(data[i]) <= maxMagnitude)) return i;
+    return -1;
+  }
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     // v - v is NaN exactly for NaN and +-Infinity: one comparison per element.
@@ -74,20 +85,28 @@ export function firstNonFinite(data: Float64Array | Float32Array): number {
   return -1;
 }
 
+/** A bound on the magnitude of a matrix's elements, and how an error states it. */
+export interface MagnitudeBound {
+  max: number;
+  expected: string;
+}
+
 /**
  * Checks a feature matrix and returns it as `{ data, rows, cols }`. Typed data is used as it is
  * (never copied or changed); an array of rows is copied once into a `Float64Array`. `scan` finds
- * a non-finite element of float data (the model passes its backend's).
+ * a non-finite element of float data, or one beyond `bound` when that is given, in one pass (the
+ * model passes its backend's).
  */
 export function toMatrix(
   name: string,
   value: unknown,
   expectedCols?: number,
-  scan: (data: Float64Array | Float32Array) => number = firstNonFinite,
+  scan: (data: Float64Array | Float32Array, maxMagnitude?: number) => number = firstNonFinite,
+  bound?: MagnitudeBound,
 ): Matrix<InputArray> {
   let matrix: Matrix<InputArray>;
   if (Array.isArray(value)) {
-    matrix = rowsToMatrix(name, value);
+    matrix = rowsToMatrix(name, value, bound);
   } else if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value) && 'data' in value) {
     const { data, rows, cols } = value as { data: unknown; rows: unknown; cols: unknown };
     if (!(data instanceof Float64Array || data instanceof Float32Array || data instanceof Uint8Array)) {
@@ -102,9 +121,10 @@ export function toMatrix(
       throw invalidValue(`Expected ${name}.data to have ${name}.rows * ${name}.cols = ${r * c} elements but it has ${data.length}`);
     }
     if (!(data instanceof Uint8Array)) {
-      const bad = scan(data);
+      const bad = scan(data, bound?.max);
       if (bad >= 0) {
-        throw outOfRange(`${name} (row ${Math.floor(bad / c)}, column ${bad % c})`, 'a finite number', data[bad]);
+        const v = data[bad];
+        throw outOfRange(`${name} (row ${Math.floor(bad / c)}, column ${bad % c})`, bound && Number.isFinite(v) ? bound.expected : 'a finite number', v);
       }
     }
     matrix = { data, rows: r, cols: c };
@@ -122,7 +142,7 @@ function isRow(value: unknown): boolean {
   return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
 }
 
-function rowsToMatrix(name: string, rowsIn: readonly unknown[]): Matrix<Float64Array> {
+function rowsToMatrix(name: string, rowsIn: readonly unknown[], bound?: MagnitudeBound): Matrix<Float64Array> {
   const rows = rowsIn.length;
   if (rows === 0) throw outOfRange(name, 'at least one row', rowsIn);
   if (rows > MAX_ROWS) throw outOfRange(`${name}.length`, `at most ${MAX_ROWS} rows`, rows);
@@ -142,6 +162,7 @@ function rowsToMatrix(name: string, rowsIn: readonly unknown[]): Matrix<Float64A
       const v = arr[c];
       if (typeof v !== 'number') throw invalidType(`${name}[${r}][${c}]`, 'a number', v);
       if (!Number.isFinite(v)) throw outOfRange(`${name}[${r}][${c}]`, 'a finite number', v);
+      if (bound && Math.abs(v) > bound.max) throw outOfRange(`${name}[${r}][${c}]`, bound.expected, v);
       data[r * cols + c] = v;
     }
   }

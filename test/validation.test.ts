@@ -228,6 +228,41 @@ describe.each(backends)('argument validation (%s backend)', (backend) => {
       expect(make().predict({ data: new Float64Array(nFeatures).fill(1e39), rows: 1, cols: nFeatures })).toHaveLength(1);
     });
 
+    it('a float32 model reports the first value that is non-finite or beyond float32 range in large float64 input, and accepts the rest', () => {
+      // The range and finiteness checks are one pass: the first bad element is named, whichever kind.
+      const model = make({ dtype: 'float32' });
+      const rows = 1000;
+      const n = rows * nFeatures;
+      const FLOAT32_MAX = 3.4028234663852886e38;
+      const beyond = [1e39, -FLOAT32_MAX * (1 + 2 ** -52), Number.MAX_VALUE];
+      const where = (at: number) => `X (row ${Math.floor(at / nFeatures)}, column ${at % nFeatures})`;
+      for (const at of [0, 1, 3, 4, 31, 32, 33, 127, 128, 2047, n - 33, n - 2, n - 1]) {
+        for (const big of beyond) {
+          const data = new Float64Array(n).fill(0.5);
+          data[at] = big;
+          if (at + 7 < n) data[at + 7] = NaN;
+          const error = thrown(() => model.predict({ data, rows, cols: nFeatures }));
+          expectArgError(error, RangeError, RANGE, where(at));
+          expect((error as Error).message).toContain('a float32 model can hold');
+        }
+        const data = new Float64Array(n).fill(0.5);
+        data[at] = -Infinity;
+        if (at + 7 < n) data[at + 7] = 1e39;
+        const error = thrown(() => model.predict({ data, rows, cols: nFeatures }));
+        expectArgError(error, RangeError, RANGE, where(at));
+        expect((error as Error).message).toContain('a finite number');
+      }
+      const edge = new Float64Array(n).fill(0.25);
+      [FLOAT32_MAX, -FLOAT32_MAX, Number.MIN_VALUE, -0].forEach((v, i) => (edge[i * 977] = v));
+      expect(model.predict({ data: edge, rows, cols: nFeatures })).toHaveLength(rows);
+      // Rows given as arrays are checked as they are copied, and named by their indices.
+      const rowsIn = Array.from({ length: 3 }, () => new Array<number>(nFeatures).fill(0.5));
+      rowsIn[2][1] = -1e39;
+      expectArgError(thrown(() => model.predict(rowsIn)), RangeError, RANGE, 'X[2][1]');
+      rowsIn[2][1] = -FLOAT32_MAX;
+      expect(model.predict(rowsIn)).toHaveLength(3);
+    });
+
     it('finds the first NaN or infinity anywhere in large float input, and accepts every finite value', () => {
       // 1,000 rows: the native scan tests whole vectors in blocks, then a tail one by one.
       const model = make();
@@ -661,6 +696,35 @@ describe.skipIf(!addonPresent)('the raw addon rejects garbage without crashing',
       change(a);
       expectTypeOrRangeError(() => gradient(addon, a), label);
     });
+  });
+
+  it('firstNonFinite: with maxMagnitude, the first element beyond it (in the data\'s own type), NaN or infinity', () => {
+    const addon = load();
+    const scan = addon.firstNonFinite as (data: Float64Array | Float32Array, maxMagnitude?: number) => number;
+    const n = 300;
+    for (const Float of [Float64Array, Float32Array]) {
+      for (const at of [0, 5, 63, 64, 200, n - 1]) {
+        const data = new Float(n).fill(1);
+        data[at] = -2.5;
+        expect(scan(data, 2.5), `${Float.name} at ${at}`).toBe(-1);
+        expect(scan(data, 2), `${Float.name} at ${at}`).toBe(at);
+        expect(scan(data), `${Float.name} at ${at}`).toBe(-1);
+        data[at] = Infinity;
+        // A bound above float32's range still catches infinity in float32 data.
+        expect(scan(data, 1e300), `${Float.name} at ${at}`).toBe(at);
+        data[at] = NaN;
+        expect(scan(data, 1e300), `${Float.name} at ${at}`).toBe(at);
+      }
+    }
+    // 1.1 as a float32 is a little above 1.1: it is beyond a bound of 1.1.
+    const f32 = Float32Array.from([1, Math.fround(1.1), 0]);
+    expect(scan(f32, 1.1)).toBe(1);
+    expect(scan(Float32Array.from([Math.fround(1.1) - 2 ** -23]), 1.1)).toBe(-1);
+    const data = new Float64Array(4);
+    expect(() => scan(data, -1)).toThrow(RangeError);
+    expect(() => scan(data, NaN)).toThrow(RangeError);
+    expect(() => scan(data, Infinity)).toThrow(RangeError);
+    expect(() => scan(data, '1' as never)).toThrow(TypeError);
   });
 
   it('a trainer whose data was detached between epochs throws instead of reading freed memory', () => {

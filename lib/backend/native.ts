@@ -36,7 +36,7 @@ interface NativeAddon {
   Predictor: new (net: Pick<NetState, 'sizes' | 'weights'>, threads: number) => Predictor;
   outputLogits(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): void;
   outputLogitsAsync(net: Pick<NetState, 'sizes' | 'weights'>, x: Matrix, out: FloatArray, threads: number): Promise<void>;
-  firstNonFinite(data: Float64Array | Float32Array): number;
+  firstNonFinite(data: Float64Array | Float32Array, maxMagnitude?: number): number;
   /** A copy of the typed array's bytes in an ArrayBuffer of the addon's (huge pages where granted). */
   copyInput(data: InputArray): ArrayBuffer;
   /** RandomState.shuffle(order) with the state from RandomState.getState(), advanced in place. */
@@ -123,7 +123,7 @@ export function addonUnavailableMessage(failures: string[]): string {
 export function nativeBackendFrom(addon: NativeAddon): Backend {
   return {
     name: 'native',
-    firstNonFinite: (data) => addon.firstNonFinite(data),
+    firstNonFinite: (data, maxMagnitude) => addon.firstNonFinite(data, maxMagnitude),
     copyInput: <A extends InputArray>(data: A): A => {
       const bytes = addon.copyInput(data);
       const copy = data instanceof Float64Array ? new Float64Array(bytes) : data instanceof Float32Array ? new Float32Array(bytes) : new Uint8Array(bytes);

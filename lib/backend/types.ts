@@ -89,10 +89,11 @@ export interface Predictor {
 export interface Backend {
   readonly name: BackendName;
   /**
-   * The index of the first NaN or ±Infinity in `data`, or -1 (the validation of float input,
-   * which reads every element: the native backend's is vectorised).
+   * The index of the first NaN or ±Infinity in `data`, or, when `maxMagnitude` (a finite number)
+   * is given, of the first element not within ±maxMagnitude; -1 when there is none (the
+   * validation of float input, which reads every element: the native backend's is vectorised).
    */
-  firstNonFinite(data: Float64Array | Float32Array): number;
+  firstNonFinite(data: Float64Array | Float32Array, maxMagnitude?: number): number;
   /** A private copy of `data`, of the same type (for asynchronous work, see NeuralNetMLP's use). */
   copyInput<A extends InputArray>(data: A): A;
   /** Prepares a training run over `x` and `labels` (kept by reference: they must not change during the run). */

@@ -3,6 +3,7 @@
 // dtype (float64/float32) and the input element type (float64/float32/uint8).
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -674,17 +675,27 @@ Napi::Value CostAndGradient(const Napi::CallbackInfo& info) {
   }
 }
 
-// firstNonFinite(data): the index of the first NaN or +-Infinity in a Float64Array or
-// Float32Array, or -1 (the model's validation of float input, vectorised).
+// firstNonFinite(data, maxMagnitude?): the index of the first NaN or +-Infinity in a
+// Float64Array or Float32Array, or of magnitude above maxMagnitude when it is given (a finite
+// number >= 0); -1 when there is none (the model's validation of float input, vectorised).
 Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::TypedArray ta = typedArray(env, info[0], "data");
+  const bool bounded = info.Length() > 1 && !info[1].IsUndefined();
+  const double limit = bounded ? finiteArg(env, info[1], "maxMagnitude") : HUGE_VAL;
+  if (limit < 0) throwRange(env, "Expected a number >= 0 for maxMagnitude");
   const std::size_t n = ta.ElementLength();
   std::size_t first;
   if (ta.TypedArrayType() == napi_float64_array) {
-    first = mlp::firstNonFinite(mlp::activeIsa(), ta.As<Napi::Float64Array>().Data(), n);
+    first = mlp::firstBeyond(mlp::activeIsa(), ta.As<Napi::Float64Array>().Data(), n,
+                             std::min(limit, std::numeric_limits<double>::max()));
   } else if (ta.TypedArrayType() == napi_float32_array) {
-    first = mlp::firstNonFinite(mlp::activeIsa(), ta.As<Napi::Float32Array>().Data(), n);
+    // The bound in float: never above float's largest finite value (which would let infinity by),
+    // and rounded down, so that no float above the double bound passes.
+    const double fmax = std::numeric_limits<float>::max();
+    float bound = static_cast<float>(std::min(limit, fmax));
+    if (static_cast<double>(bound) > limit) bound = std::nextafter(bound, 0.0f);
+    first = mlp::firstBeyond(mlp::activeIsa(), ta.As<Napi::Float32Array>().Data(), n, bound);
   } else {
     throwType(env, "data", "a Float64Array or Float32Array");
   }

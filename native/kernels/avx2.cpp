@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -74,6 +75,10 @@ struct Vec<double> {
   MLP_AVX2_INLINE static type select(mask m, type ifTrue, type ifFalse) { return _mm256_blendv_pd(ifFalse, ifTrue, m); }
   MLP_AVX2_INLINE static type onesWhere(mask m) { return _mm256_and_pd(m, _mm256_set1_pd(1.0)); }
   MLP_AVX2_INLINE static type notEqual(type a, type b) { return _mm256_cmp_pd(a, b, _CMP_NEQ_UQ); }
+  // Lanes where |v| <= limit does not hold: NaN, or a magnitude above limit.
+  MLP_AVX2_INLINE static type notWithin(type v, type limit) {
+    return _mm256_cmp_pd(_mm256_andnot_pd(_mm256_set1_pd(-0.0), v), limit, _CMP_NLE_UQ);
+  }
   MLP_AVX2_INLINE static type orMask(type a, type b) { return _mm256_or_pd(a, b); }
   MLP_AVX2_INLINE static bool anyMask(type m) { return _mm256_movemask_pd(m) != 0; }
   MLP_AVX2_INLINE static uint32_t nonZeroBits(type v) {
@@ -114,6 +119,9 @@ struct Vec<float> {
   MLP_AVX2_INLINE static mask greater(type a, type b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
   MLP_AVX2_INLINE static type onesWhere(mask m) { return _mm256_and_ps(m, _mm256_set1_ps(1.0f)); }
   MLP_AVX2_INLINE static type notEqual(type a, type b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+  MLP_AVX2_INLINE static type notWithin(type v, type limit) {
+    return _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), limit, _CMP_NLE_UQ);
+  }
   MLP_AVX2_INLINE static type orMask(type a, type b) { return _mm256_or_ps(a, b); }
   MLP_AVX2_INLINE static bool anyMask(type m) { return _mm256_movemask_ps(m) != 0; }
   MLP_AVX2_INLINE static uint32_t nonZeroBits(type v) {
@@ -333,23 +341,19 @@ MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n) {
 }
 
 template <typename T>
-MLP_AVX2 std::size_t firstNonFinite(const T* src, std::size_t n) {
+MLP_AVX2 std::size_t firstBeyond(const T* src, std::size_t n, T limit) {
   using W = Vec<T>;
-  // x - x is 0 exactly when x is finite (NaN for NaN and +-infinity): eight vectors are tested
-  // per branch, and only a block with a hit is searched element by element.
+  // Eight vectors are tested per branch, and only a block with a hit is searched element by element.
   constexpr std::size_t kBlock = 8 * W::width;
-  const typename W::type zero = W::zero();
+  const typename W::type lim = W::set1(limit);
   std::size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
-    typename W::type bad = zero;
-    for (std::size_t j = 0; j < kBlock; j += W::width) {
-      const typename W::type v = W::load(src + i + j);
-      bad = W::orMask(bad, W::notEqual(W::sub(v, v), zero));
-    }
+    typename W::type bad = W::zero();
+    for (std::size_t j = 0; j < kBlock; j += W::width) bad = W::orMask(bad, W::notWithin(W::load(src + i + j), lim));
     if (W::anyMask(bad)) break;
   }
   for (; i < n; ++i)
-    if (!(src[i] - src[i] == T(0))) return i;
+    if (!(std::fabs(src[i]) <= limit)) return i;
   return n;
 }
 
@@ -396,8 +400,8 @@ template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, s
 template std::size_t compressRowFloats<double>(const double*, std::size_t, std::size_t, uint16_t*, double*,
                                                uint32_t*);
 template std::size_t compressRowFloats<float>(const float*, std::size_t, std::size_t, uint16_t*, float*, uint32_t*);
-template std::size_t firstNonFinite<double>(const double*, std::size_t);
-template std::size_t firstNonFinite<float>(const float*, std::size_t);
+template std::size_t firstBeyond<double>(const double*, std::size_t, double);
+template std::size_t firstBeyond<float>(const float*, std::size_t, float);
 template void gemmMicroKernel<double>(std::size_t, const double*, const double*, double*, std::size_t, std::size_t,
                                       std::size_t, bool);
 template void gemmMicroKernel<float>(std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

@@ -243,22 +243,22 @@ std::size_t countNonZero(Isa isa, const X* src, std::size_t n) {
 }
 
 template <typename T>
-std::size_t firstNonFinite(Isa isa, const T* src, std::size_t n) {
+std::size_t firstBeyond(Isa isa, const T* src, std::size_t n, T limit) {
 #if MLP_HAVE_AVX2
-  if (isa >= Isa::Avx2) return avx2::firstNonFinite(src, n);
+  if (isa >= Isa::Avx2) return avx2::firstBeyond(src, n, limit);
 #endif
   (void)isa;
-  // x - x is 0 exactly when x is finite (NaN for NaN and +-infinity). Whole blocks are tested
-  // without a branch per element (the compiler vectorises the block), then the hit is located.
+  // Whole blocks are tested without a branch per element (the compiler vectorises the block),
+  // then the hit is located.
   constexpr std::size_t kBlock = 64;
   std::size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     bool bad = false;
-    for (std::size_t j = 0; j < kBlock; ++j) bad |= !(src[i + j] - src[i + j] == T(0));
+    for (std::size_t j = 0; j < kBlock; ++j) bad |= !(std::fabs(src[i + j]) <= limit);
     if (bad) break;
   }
   for (; i < n; ++i)
-    if (!(src[i] - src[i] == T(0))) return i;
+    if (!(std::fabs(src[i]) <= limit)) return i;
   return n;
 }
 
@@ -340,8 +340,8 @@ template std::size_t compressRow<uint8_t>(Isa, const uint8_t*, std::size_t, std:
 template std::size_t countNonZero<double>(Isa, const double*, std::size_t);
 template std::size_t countNonZero<float>(Isa, const float*, std::size_t);
 template std::size_t countNonZero<uint8_t>(Isa, const uint8_t*, std::size_t);
-template std::size_t firstNonFinite<double>(Isa, const double*, std::size_t);
-template std::size_t firstNonFinite<float>(Isa, const float*, std::size_t);
+template std::size_t firstBeyond<double>(Isa, const double*, std::size_t, double);
+template std::size_t firstBeyond<float>(Isa, const float*, std::size_t, float);
 template void smallProduct<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
                                    const double*, std::size_t, double*, std::size_t);
 template void smallProduct<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,

@@ -237,9 +237,10 @@ std::size_t compressRow(Isa isa, const X* src, std::size_t n, std::size_t block,
 template <typename X>
 std::size_t countNonZero(Isa isa, const X* src, std::size_t n);
 
-// The index of the first NaN or +-infinity in src[0:n], or n when every element is finite.
+// The index of the first element of src[0:n] for which |x| <= limit does not hold (NaN, or a
+// magnitude above limit: with limit the type's largest finite value, +-infinity), or n.
 template <typename T>
-std::size_t firstNonFinite(Isa isa, const T* src, std::size_t n);
+std::size_t firstBeyond(Isa isa, const T* src, std::size_t n, T limit);
 
 // C[r * ldc + j] = sum over k < depth, in order from zero, of a[r * ars + k * acs] * b[k * ldb + j],
 // for r < rows and j < n (fused multiply-adds on the vector paths); only those elements of C are
@@ -281,7 +282,7 @@ MLP_AVX2 std::size_t compressRowFloats(const T* src, std::size_t n, std::size_t 
 MLP_AVX2 std::size_t countNonZeroBytes(const uint8_t* src, std::size_t n);
 MLP_AVX2 void nonZeroByteMasks(std::size_t rows, const uint8_t* const* x, std::size_t cols, uint64_t* masks);
 template <typename T>
-MLP_AVX2 std::size_t firstNonFinite(const T* src, std::size_t n);
+MLP_AVX2 std::size_t firstBeyond(const T* src, std::size_t n, T limit);
 template <typename T>
 MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
                            std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
