@@ -95,7 +95,6 @@ export interface DecodedModel {
   training: TrainingInfo;
 }
 
-
 const TOP_KEYS = ['format', 'version', 'dtype', 'layers', 'options', 'weights', 'training'];
 const OPTION_KEYS = ['l1', 'l2', 'epochs', 'eta', 'alpha', 'decreaseConst', 'etaSchedule', 'shuffle', 'minibatches', 'randomState'];
 const TRAINING_KEYS = ['samples', 'epochs', 'finalCost', 'savedAt'];
