@@ -685,7 +685,7 @@ async function main() {
     const body = threadsSection.flatMap((s) =>
       s.runs.map((x) => [
         s.label,
-        `${x.threads}${x.oversubscribed ? ' (more than the cores)' : ''}`,
+        `${x.threads}${x.oversubscribed ? ` (more than the cores: ${m.availableParallelism} run)` : ''}`,
         x.ok ? fmt(x.sPerEpoch) : 'failed',
         x.ok ? fmt(x.gflops) : '',
         x.ok && s.runs[0].ok ? times(s.runs[0].sPerEpoch / x.sPerEpoch) : '',

@@ -1,16 +1,23 @@
 /**
- * Native resources: when the system refuses threads (here: a virtual-memory limit, under which a
- * 1000-thread pool cannot get its stacks), the addon runs with the threads it got and gives
- * exactly the 1-thread results, instead of aborting the process (std::system_error escaping the
- * thread pool's constructor). Predictions, fits and many concurrent asynchronous predictions are
- * each checked in a child process, so that a crash fails the test instead of killing the runner.
+ * Native resources: `threads: 1000` on a machine with a few cores starts no more threads than the
+ * CPUs the process may use (more would only take turns, and a thousand stacks would exhaust a
+ * memory limit: a CI run of the earlier pool, which started threads until the system refused
+ * one, ended in SIGSEGV when the rest of the process found the address space full). Under a
+ * virtual-memory limit, predictions, fits and many concurrent asynchronous predictions with
+ * `threads: 1000` give exactly the 1-thread results, each checked in a child process so that a
+ * crash fails the test instead of killing the runner.
  *
- * Linux only (ulimit -v, /proc). The children run the compiled package: run `npm run build` first.
- * NEURALNET_MLP_ADDON, if set, names the addon the children load (e.g. an older build, to see
- * these tests fail on it).
+ * What the pool does when the system does refuse threads is checked without Node, where nothing
+ * else allocates meanwhile: native/tests/pool_check.cpp, compiled and run here.
+ *
+ * Linux only (ulimit -v, /proc, fork). The children run the compiled package: run `npm run build`
+ * first. NEURALNET_MLP_ADDON, if set, names the addon the children load (e.g. an older build, to
+ * see these tests fail on it). CXX names the C++ compiler (default: c++).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../lib/index.js';
@@ -85,8 +92,8 @@ if (scenario === 'predict') {
   out.labelsSame = hash(many.predict(X)) === hash(one.predict(X));
 } else {
   const expected = hash(one.predict(X));
-  // Several calls run at once, each with its own pool, so under the limit a call may also find no
-  // room for its buffers: that must be a clean rejection (no crash), and every answer right.
+  // Several calls run at once, each with its own pool and buffers: should the limit leave a call no
+  // room, that must be a clean rejection (no crash), and every answer right.
   const settled = await Promise.allSettled(Array.from({ length: 20 }, () => many.predictAsync(X)));
   const answered = settled.filter((r) => r.status === 'fulfilled');
   const refused = settled.filter((r) => r.status === 'rejected');
@@ -116,12 +123,11 @@ function runScenario(scenario: 'predict' | 'fit' | 'predictAsync') {
 }
 
 describe.skipIf(reason !== undefined)(`native addon with threads: ${THREADS} under ulimit -v ${LIMIT_KB}`, () => {
-  it('predict and predictProba run with the threads the system grants and equal the 1-thread results', () => {
+  it('predict and predictProba start at most the CPUs\' worth of threads and equal the 1-thread results', () => {
     const reply = runScenario('predict');
-    // The limit did refuse threads (else this test would prove nothing), and the pool kept some.
     const started = (reply.threadsWithPool ?? 0) - reply.threadsBefore;
-    expect(started, JSON.stringify(reply)).toBeLessThan(THREADS - 1);
-    console.log(`[native-resources] a ${THREADS}-thread pool under the limit runs with ${started} threads besides the caller`);
+    expect(started, JSON.stringify(reply)).toBeLessThanOrEqual(cpus().length - 1);
+    console.log(`[native-resources] a ${THREADS}-thread pool runs with ${started} threads besides the caller (${cpus().length} CPUs)`);
   });
 
   it('fit gives the same weights and costs as with 1 thread', () => {
@@ -133,4 +139,35 @@ describe.skipIf(reason !== undefined)(`native addon with threads: ${THREADS} und
     expect(reply.refusedCleanly, JSON.stringify(reply)).toBe(true);
     console.log(`[native-resources] ${reply.answered} of 20 concurrent predictAsync calls answered under the limit, the rest refused cleanly`);
   });
+});
+
+/** The C++ compiler for the standalone pool check, or why there is none. */
+const cxx = process.env.CXX || 'c++';
+function poolCheckSkipReason(): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux (the check uses setrlimit, fork and /proc)';
+  const probe = spawnSync(cxx, ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return `no C++ compiler (${cxx} --version: ${probe.error?.message ?? probe.stderr.trim()})`;
+  return undefined;
+}
+const poolReason = poolCheckSkipReason();
+if (poolReason) console.warn(`native-resources: the thread-pool check is skipped: ${poolReason}`);
+
+describe.skipIf(poolReason !== undefined)('the thread pool when the system refuses threads (native/tests/pool_check.cpp)', () => {
+  it('runs every task with the threads it gets, down to none, and later pools start no more than it kept', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnmlp-pool-check-'));
+    try {
+      const program = join(dir, 'pool_check');
+      const source = fileURLToPath(new URL('../native/tests/pool_check.cpp', import.meta.url));
+      const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-pthread', source, '-o', program], { encoding: 'utf8' });
+      expect(build.status, `${cxx} failed:\n${build.stderr}`).toBe(0);
+      const run = spawnSync(program, [], { encoding: 'utf8', timeout: 60_000 });
+      const output = `exit status ${run.status}, signal ${run.signal}\n${run.stdout}\n${run.stderr}`;
+      console.log(run.stdout.trim().replace(/^/gm, '[pool check] '));
+      expect(run.status, output).toBe(0);
+      expect(run.stdout, output).toContain('pool check: all passed');
+      expect(run.stdout, output).not.toContain('FAILED');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

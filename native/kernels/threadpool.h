@@ -17,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define MLP_SPIN_PAUSE() _mm_pause()
@@ -26,18 +30,36 @@
 
 namespace mlp {
 
+// The CPUs this process may run on (its affinity mask on Linux, which taskset and cpusets narrow),
+// at least 1.
+inline unsigned usableCpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+#endif
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? n : 1;
+}
+
 class ThreadPool {
  public:
-  // Asks for `threads` threads in all, the caller's included. When the system refuses one (a
-  // thread or address-space limit: std::system_error, or std::bad_alloc) the pool does not fail:
-  // it lets half of the threads already started finish, so that the buffers the work needs next
-  // and other threads of the process still find room, and runs with the rest, down to none
-  // (every task on the calling thread). threads() still reports the number asked for, so the
-  // tasks, and with them every result, stay the same; only fewer threads run them.
-  // After such a refusal, later pools of the process start at most as many threads as this one
-  // kept (at least one), so that they do not each exhaust the limit again, however briefly.
-  explicit ThreadPool(unsigned threads) : threads_(threads < 1 ? 1 : threads) {
-    const std::size_t wanted = std::min<std::size_t>(threads_ - 1, ceiling().load(std::memory_order_relaxed));
+  // Asks for `threads` threads in all, the caller's included, and starts at most `maxWorkers`
+  // besides the caller: by default one fewer than the CPUs the process may use. More threads than
+  // CPUs would only take turns on this compute-bound work, and each costs a stack's worth of
+  // address space: a thousand would exhaust a memory limit that leaves room for the rest of the
+  // process, where anything (a stack growing, an allocation) may then fail.
+  // When the system refuses a thread (a thread or address-space limit: std::system_error, or
+  // std::bad_alloc) the pool does not fail: it lets half of the threads already started finish,
+  // so that the buffers the work needs next and other threads of the process still find room,
+  // and runs with the rest, down to none (every task on the calling thread). threads() still
+  // reports the number asked for, so the tasks, and with them every result, stay the same; only
+  // fewer threads run them. After such a refusal, later pools of the process start at most as
+  // many threads as this one kept (at least one), so that they do not each exhaust the limit
+  // again, however briefly.
+  explicit ThreadPool(unsigned threads, std::size_t maxWorkers = usableCpus() - 1) : threads_(threads < 1 ? 1 : threads) {
+    const std::size_t wanted =
+        std::min<std::size_t>({threads_ - 1, maxWorkers, ceiling().load(std::memory_order_relaxed)});
     try {
       workers_.reserve(wanted);
       for (std::size_t i = 0; i < wanted; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
