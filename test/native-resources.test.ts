@@ -143,9 +143,12 @@ describe.skipIf(reason !== undefined)(`native addon with threads: ${THREADS} und
 
 /** The C++ compiler for the standalone pool check, or why there is none. */
 const cxx = process.env.CXX || 'c++';
+// The check is a plain program: not the sanitizer runtimes that `npm run test:sanitizers` preloads
+// into Node (their allocator does not run under an address-space limit).
+const { LD_PRELOAD: _preload, ...plainEnv } = process.env;
 function poolCheckSkipReason(): string | undefined {
   if (process.platform !== 'linux') return 'not Linux (the check uses setrlimit, fork and /proc)';
-  const probe = spawnSync(cxx, ['--version'], { encoding: 'utf8' });
+  const probe = spawnSync(cxx, ['--version'], { encoding: 'utf8', env: plainEnv });
   if (probe.error || probe.status !== 0) return `no C++ compiler (${cxx} --version: ${probe.error?.message ?? probe.stderr.trim()})`;
   return undefined;
 }
@@ -158,9 +161,12 @@ describe.skipIf(poolReason !== undefined)('the thread pool when the system refus
     try {
       const program = join(dir, 'pool_check');
       const source = fileURLToPath(new URL('../native/tests/pool_check.cpp', import.meta.url));
-      const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-pthread', source, '-o', program], { encoding: 'utf8' });
+      const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-pthread', source, '-o', program], {
+        encoding: 'utf8',
+        env: plainEnv,
+      });
       expect(build.status, `${cxx} failed:\n${build.stderr}`).toBe(0);
-      const run = spawnSync(program, [], { encoding: 'utf8', timeout: 60_000 });
+      const run = spawnSync(program, [], { encoding: 'utf8', timeout: 60_000, env: plainEnv });
       const output = `exit status ${run.status}, signal ${run.signal}\n${run.stdout}\n${run.stderr}`;
       console.log(run.stdout.trim().replace(/^/gm, '[pool check] '));
       expect(run.status, output).toBe(0);
