@@ -310,10 +310,11 @@ describe.each(backends)('%s backend', (backend: Backend) => {
     ['fit', 'detach'],
   ])('%s gives its results unchanged when the input memory goes away meanwhile (%s)', async (mode, how) => {
     // In a child process: reading memory that was taken away can crash. Not spawnSync: under the
-    // sanitizers a child takes half a minute, too long to keep the test worker's thread blocked.
+    // sanitizers a child takes a minute or more (their allocator copies on every realloc, and
+    // each fresh page is a fault), too long to keep the test worker's thread blocked.
     const script = fileURLToPath(new URL('./helpers/robust-detach.mjs', import.meta.url));
     const child = await new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-      const proc = spawn(process.execPath, [script, backend, mode, how], { timeout: 110_000 });
+      const proc = spawn(process.execPath, [script, backend, mode, how], { timeout: 240_000 });
       let stdout = '';
       let stderr = '';
       proc.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -323,7 +324,7 @@ describe.each(backends)('%s backend', (backend: Backend) => {
     const output = `exit status ${child.status}, signal ${child.signal}\n${child.stdout}\n${child.stderr}`;
     expect(child.status, output).toBe(0);
     expect(JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}'), output).toMatchObject({ inputLengthAfter: 0, same: true });
-  });
+  }, 250_000);
 
   it('the event loop keeps turning during await fit() on a large training set', async () => {
     // Native: all 60,000 training images, 10 epochs (two take only a few hundred milliseconds,

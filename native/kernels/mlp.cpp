@@ -431,7 +431,10 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   // Blocks of samples whose delta rows stay in L1 while they are gathered: a tile at a time when
   // the rows are wider than a tile (the block size changes no sum).
   const std::size_t rowBytes = std::min(ld, gatherTileElements<T>(isa_)) * sizeof(T);
-  const std::size_t block = std::max<std::size_t>(1, std::min<std::size_t>(65535, kGradientBlockBytes / rowBytes));
+  // No larger than the minibatch: a small one (a gradient check's few samples, say) then needs
+  // only small slots below, not a buffer sized for a full block in every call.
+  const std::size_t block =
+      std::max<std::size_t>(1, std::min<std::size_t>({65535, kGradientBlockBytes / rowBytes, m}));
   // Each feature's non-zeros in a block of samples: at most `block` of them, in its own slot
   // [j * block, (j + 1) * block); end[j] is where its next one goes (no multiply per non-zero).
   // nJ * block < 2^32: block * rowBytes <= kGradientBlockBytes and rows are at least 32 bytes.

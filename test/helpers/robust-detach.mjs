@@ -10,7 +10,7 @@
 const { NeuralNetMLP } = await import('../../dist/index.js');
 const [backend = 'native', mode = 'predictAsync', how = 'resize'] = process.argv.slice(2);
 
-const rows = 20_000;
+const rows = 6_000;
 const cols = 784;
 const bytes = rows * cols;
 const buffer = how === 'resize' ? new ArrayBuffer(bytes, { maxByteLength: bytes }) : new ArrayBuffer(bytes);
