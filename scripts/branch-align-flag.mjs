@@ -9,17 +9,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const cxx = process.env.CXX || 'g++';
-const dir = mkdtempSync(join(tmpdir(), 'nnmlp-flag-'));
+// Never fails: a flag it cannot probe is a flag the build goes without.
+let dir;
 try {
+  dir = mkdtempSync(join(tmpdir(), 'nnmlp-flag-'));
   const source = join(dir, 'probe.cpp');
   writeFileSync(source, 'int probe(int x) { while (x > 1) x = x & 1 ? 3 * x + 1 : x / 2; return x; }\n');
   for (const flag of ['-Wa,-mbranches-within-32B-boundaries', '-mbranches-within-32B-boundaries']) {
-    const r = spawnSync(cxx, ['-c', '-O2', '-Werror', flag, source, '-o', join(dir, 'probe.o')], { stdio: 'ignore', shell: false });
+    const r = spawnSync(cxx, ['-c', '-O2', '-Werror', flag, source, '-o', join(dir, 'probe.o')], { stdio: 'ignore' });
     if (r.status === 0) {
       console.log(flag);
       break;
     }
   }
+} catch {
+  // (nothing printed)
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }

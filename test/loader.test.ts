@@ -108,6 +108,27 @@ describe('install script', () => {
     expect(strict.status).toBe(1);
   });
 
+  it("binding.gyp's branch-alignment probe prints a flag the compiler takes, or nothing, and never fails the build", () => {
+    const script = join(root, 'scripts', 'branch-align-flag.mjs');
+    const probe = (env: Record<string, string>) => spawnSync(process.execPath, [script], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const flags = ['', '-Wa,-mbranches-within-32B-boundaries', '-mbranches-within-32B-boundaries'];
+    const here = probe({});
+    expect(here.status).toBe(0);
+    expect(flags).toContain(here.stdout.trim());
+    // Where it prints a flag, the compiler it probed builds with it.
+    if (here.stdout.trim() !== '') {
+      const compiler = process.env.CXX || 'g++';
+      const r = spawnSync(compiler, ['-x', 'c++', '-c', here.stdout.trim(), '-o', '/dev/null', '-'], { input: 'int f() { return 1; }\n' });
+      expect(r.status).toBe(0);
+    }
+    const broken: Record<string, string>[] = [{ CXX: '/nonexistent/c++' }, { TMPDIR: '/nonexistent', TMP: '/nonexistent', TEMP: '/nonexistent' }];
+    for (const env of broken) {
+      const r = probe(env);
+      expect(r.status, JSON.stringify(env)).toBe(0);
+      expect(r.stdout, JSON.stringify(env)).toBe('');
+    }
+  });
+
   it('NEURALNET_MLP_SKIP_BUILD=1 skips the build', () => {
     const out = execFileSync(process.execPath, [join(root, 'scripts', 'build-addon.mjs')], {
       env: { ...process.env, NEURALNET_MLP_SKIP_BUILD: '1' },
