@@ -63,7 +63,7 @@ Trainer<T, X>::Trainer(std::vector<int32_t> sizes, Input<X> x, const int32_t* la
                        bool compress)
     : sizes_(std::move(sizes)), x_(x), labels_(labels), isa_(isa) {
   ld_.resize(sizes_.size());
-  for (std::size_t l = 0; l < sizes_.size(); ++l) ld_[l] = padded(units(l));
+  for (std::size_t l = 0; l < sizes_.size(); ++l) ld_[l] = rowStride<T>(isa_, units(l));
   featureBlock_ = kFeatureBlock;
   featureBlocks_ = (x_.cols + featureBlock_ - 1) / featureBlock_;
   width1_ = std::min(ld_[1], simdPadded<T>(units(1)));
@@ -321,7 +321,7 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
     T* z = ((l == L) ? logits_.data() : acts_[l].data()) + r0 * ld;
     const T* aPrev = acts_[l - 1].data() + r0 * ld_[l - 1];
     if (smallLayer(l - 1)) {
-      smallProduct(isa_, m, nOut, nIn, aPrev, ld_[l - 1], 1, smallWT_[l - 1].data(), simdPadded<T>(nOut), z, ld);
+      smallProduct(isa_, m, nOut, nIn, aPrev, ld_[l - 1], 1, smallWT_[l - 1].data(), rowStride<T>(isa_, nOut), z, ld);
     } else {
       const auto a = dense<T>(aPrev, static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
       const auto wT = dense(w + 1, 1, static_cast<std::ptrdiff_t>(nIn + 1));
@@ -361,8 +361,8 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
     const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l], ldPrev = ld_[l - 1];
     T* dPrev = deltas_[l - 1].data() + r0 * ldPrev;
     if (smallLayer(l - 1)) {
-      smallProduct(isa_, m, nIn, nUnits, deltas_[l].data() + r0 * ld, ld, 1, smallW_[l - 1].data(), simdPadded<T>(nIn),
-                   dPrev, ldPrev);
+      smallProduct(isa_, m, nIn, nUnits, deltas_[l].data() + r0 * ld, ld, 1, smallW_[l - 1].data(),
+                   rowStride<T>(isa_, nIn), dPrev, ldPrev);
     } else {
       const auto dm = dense<T>(deltas_[l].data() + r0 * ld, static_cast<std::ptrdiff_t>(ld), 1);
       const auto wm = dense<T>(weights[l - 1] + 1, static_cast<std::ptrdiff_t>(stride), 1);
@@ -392,7 +392,7 @@ void Trainer<T, X>::packSmallLayers(T* const* weights) {
   for (std::size_t l = 1; l < layers(); ++l) {
     if (!smallLayer(l)) continue;
     const std::size_t nIn = units(l), nOut = units(l + 1), stride = nIn + 1;
-    const std::size_t ldT = simdPadded<T>(nOut), ldW = simdPadded<T>(nIn);
+    const std::size_t ldT = rowStride<T>(isa_, nOut), ldW = rowStride<T>(isa_, nIn);
     const T* w = weights[l];
     smallWT_[l].assign(nIn * ldT, T(0));
     smallW_[l].assign(nOut * ldW, T(0));

@@ -2,7 +2,7 @@
 // momentum update for whole minibatches, and pre-activations for prediction. The binding layer
 // validates and converts arguments, then calls these with raw pointers and sizes.
 //
-// Shapes (m = samples in the minibatch, L layers, n_l = sizes[l], ld_l = padded(n_l)):
+// Shapes (m = samples in the minibatch, L layers, n_l = sizes[l], ld_l = rowStride(n_l)):
 //   weights[l]  n_{l+1} x (n_l + 1), row-major, bias in column 0 (the seed's layout)
 //   acts[l]     m x ld_l   activations of layer l, l = 1..L (layer 0 is read from the data set)
 //   logits      m x ld_L   the output layer's pre-activations
@@ -213,8 +213,8 @@ class Trainer {
   // Layer 1's non-bias weights transposed (features x ld_1): during an epoch the working copy of
   // the weights and their last update (prev1T_), written back to the caller's layout at its end.
   AlignedVector<T> w1T_, g1T_, prev1T_;
-  // Small layers (smallLayer): weights[l]'s non-bias columns transposed (n_l x simdPadded(n_{l+1}))
-  // for the forward product, and as rows (n_{l+1} x simdPadded(n_l)) for the backward product.
+  // Small layers (smallLayer): weights[l]'s non-bias columns transposed (n_l x rowStride(n_{l+1}))
+  // for the forward product, and as rows (n_{l+1} x rowStride(n_l)) for the backward product.
   std::vector<AlignedVector<T>> smallWT_, smallW_;
 };
 
