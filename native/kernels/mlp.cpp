@@ -321,7 +321,8 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
     T* z = ((l == L) ? logits_.data() : acts_[l].data()) + r0 * ld;
     const T* aPrev = acts_[l - 1].data() + r0 * ld_[l - 1];
     if (smallLayer(l - 1)) {
-      smallProduct(isa_, m, nOut, nIn, aPrev, ld_[l - 1], 1, smallWT_[l - 1].data(), rowStride<T>(isa_, nOut), z, ld);
+      smallProduct<T>(isa_, m, nOut, nIn, aPrev, ld_[l - 1], 1, smallWT_[l - 1].data(), rowStride<T>(isa_, nOut), z,
+                      ld, nullptr);
     } else {
       const auto a = dense<T>(aPrev, static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
       const auto wT = dense(w + 1, 1, static_cast<std::ptrdiff_t>(nIn + 1));
@@ -360,15 +361,17 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
   for (std::size_t l = L; l >= 2; --l) {
     const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l], ldPrev = ld_[l - 1];
     T* dPrev = deltas_[l - 1].data() + r0 * ldPrev;
-    if (smallLayer(l - 1)) {
-      smallProduct(isa_, m, nIn, nUnits, deltas_[l].data() + r0 * ld, ld, 1, smallW_[l - 1].data(),
-                   rowStride<T>(isa_, nIn), dPrev, ldPrev);
-    } else {
-      const auto dm = dense<T>(deltas_[l].data() + r0 * ld, static_cast<std::ptrdiff_t>(ld), 1);
-      const auto wm = dense<T>(weights[l - 1] + 1, static_cast<std::ptrdiff_t>(stride), 1);
-      gemm(isa_, m, nIn, nUnits, dm, wm, dPrev, ldPrev, false, s.gemm);
-    }
     const T* aPrev = acts_[l - 1].data() + r0 * ldPrev;
+    if (smallLayer(l - 1)) {
+      // The sigmoid's derivative in the product's epilogue: a second pass over the rows cost
+      // more than the product (they no longer sit in L1).
+      smallProduct(isa_, m, nIn, nUnits, deltas_[l].data() + r0 * ld, ld, 1, smallW_[l - 1].data(),
+                   rowStride<T>(isa_, nIn), dPrev, ldPrev, aPrev);
+      continue;
+    }
+    const auto dm = dense<T>(deltas_[l].data() + r0 * ld, static_cast<std::ptrdiff_t>(ld), 1);
+    const auto wm = dense<T>(weights[l - 1] + 1, static_cast<std::ptrdiff_t>(stride), 1);
+    gemm(isa_, m, nIn, nUnits, dm, wm, dPrev, ldPrev, false, s.gemm);
     for (std::size_t r = 0; r < m; ++r) {
       T* dr = dPrev + r * ldPrev;
       const T* ar = aPrev + r * ldPrev;
@@ -531,8 +534,8 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
         // GEMM cost more than the product).
         const std::size_t ldPrev = ld_[l - 1], chunk = kGradientChunkVectors * simdWidth<T>();
         for (std::size_t u0 = 0; u0 < nIn; u0 += chunk)
-          smallProduct(isa_, nUnits, std::min(chunk, nIn - u0), m, d, 1, ld, acts_[l - 1].data() + u0, ldPrev,
-                       g + 1 + u0, stride);
+          smallProduct<T>(isa_, nUnits, std::min(chunk, nIn - u0), m, d, 1, ld, acts_[l - 1].data() + u0, ldPrev,
+                          g + 1 + u0, stride, nullptr);
       } else if (l > 1) {
         const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
         const auto a = dense<T>(acts_[l - 1].data(), static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);

@@ -264,12 +264,12 @@ std::size_t firstBeyond(Isa isa, const T* src, std::size_t n, T limit) {
 
 template <typename T>
 void smallProduct(Isa isa, std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                  std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+                  std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc, const T* sigmoidOut) {
 #if MLP_HAVE_AVX512
-  if (isa == Isa::Avx512) return avx512::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc);
+  if (isa == Isa::Avx512) return avx512::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc, sigmoidOut);
 #endif
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc);
+  if (isa == Isa::Avx2) return avx2::smallProduct(rows, n, depth, a, ars, acs, b, ldb, c, ldc, sigmoidOut);
 #endif
   (void)isa;
   for (std::size_t r = 0; r < rows; ++r) {
@@ -279,6 +279,10 @@ void smallProduct(Isa isa, std::size_t rows, std::size_t n, std::size_t depth, c
       const T av = a[r * ars + k * acs];
       const T* bk = b + k * ldb;
       for (std::size_t j = 0; j < n; ++j) cr[j] += av * bk[j];
+    }
+    if (sigmoidOut) {
+      const T* sr = sigmoidOut + r * ldc;
+      for (std::size_t j = 0; j < n; ++j) cr[j] *= sr[j] * (T(1) - sr[j]);
     }
   }
 }
@@ -343,9 +347,9 @@ template std::size_t countNonZero<uint8_t>(Isa, const uint8_t*, std::size_t);
 template std::size_t firstBeyond<double>(Isa, const double*, std::size_t, double);
 template std::size_t firstBeyond<float>(Isa, const float*, std::size_t, float);
 template void smallProduct<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
-                                   const double*, std::size_t, double*, std::size_t);
+                                   const double*, std::size_t, double*, std::size_t, const double*);
 template void smallProduct<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,
-                                  const float*, std::size_t, float*, std::size_t);
+                                  const float*, std::size_t, float*, std::size_t, const float*);
 template void gemmMicroKernel<double>(Isa, std::size_t, const double*, const double*, double*, std::size_t,
                                       std::size_t, std::size_t, bool);
 template void gemmMicroKernel<float>(Isa, std::size_t, const float*, const float*, float*, std::size_t, std::size_t,

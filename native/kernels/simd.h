@@ -254,11 +254,14 @@ std::size_t firstBeyond(Isa isa, const T* src, std::size_t n, T limit);
 
 // C[r * ldc + j] = sum over k < depth, in order from zero, of a[r * ars + k * acs] * b[k * ldb + j],
 // for r < rows and j < n (fused multiply-adds on the vector paths); only those elements of C are
-// written. Rows of b hold simdPadded<T>(n) readable elements. For products whose b is small
-// (the output layer's 10 units): no packing, b stays in L1 and the rows of a stream past.
+// written. Rows of b hold simdPadded<T>(n) readable elements. With sigmoidOut (rows ldc apart,
+// simdPadded<T>(n) readable elements each), each result is then multiplied by s * (1 - s) of the
+// same element s of sigmoidOut (backpropagation through a sigmoid, done while the results are in
+// registers). For products whose b is small (the output layer's 10 units): no packing, b stays
+// in L1 and the rows of a stream past.
 template <typename T>
 void smallProduct(Isa isa, std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                  std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
+                  std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc, const T* sigmoidOut);
 
 // The register-blocked GEMM micro-kernel: C tile (mr x nr of MR x NR) (+)= packed A . packed B.
 template <typename T>
@@ -295,7 +298,7 @@ template <typename T>
 MLP_AVX2 std::size_t firstBeyond(const T* src, std::size_t n, T limit);
 template <typename T>
 MLP_AVX2 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
+                           std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc, const T* sigmoidOut);
 template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate);
@@ -328,7 +331,8 @@ MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, s
                                   double* terms);
 template <typename T>
 MLP_AVX512 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                             std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc);
+                             std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc,
+                             const T* sigmoidOut);
 }  // namespace avx512
 #endif
 

@@ -265,26 +265,39 @@ MLP_TARGET_INLINE void biasSigmoidVector(T* z, T* a, const T* bias, bool writeZ,
 // RB rows of C x NV vectors: the NV vectors of b's row k are loaded once and used for RB rows.
 template <typename T, std::size_t NV, std::size_t RB>
 MLP_TARGET void smallProductTile(std::size_t rows, std::size_t depth, const T* a, std::size_t ars, std::size_t acs,
-                                 const T* b, std::size_t ldb, T* c, std::size_t ldc, typename Vec<T>::part tail) {
+                                 const T* b, std::size_t ldb, T* c, std::size_t ldc, const T* sigmoidOut,
+                                 typename Vec<T>::part tail) {
   using W = Vec<T>;
   for (std::size_t r0 = 0; r0 < rows; r0 += RB) {
     const std::size_t rb = rows - r0 < RB ? rows - r0 : RB;
     typename W::type acc[RB][NV];
     for (std::size_t rr = 0; rr < RB; ++rr)
       for (std::size_t i = 0; i < NV; ++i) acc[rr][i] = W::zero();
-    const T* ar = a + r0 * ars;
-    for (std::size_t k = 0; k < depth; ++k) {
-      const T* bk = b + k * ldb;
+    // Rows past the end repeat the last row (read, never stored). Every loop over rr runs to RB
+    // (a constant): a loop to rb made GCC keep the sums in memory, stored and reloaded at every
+    // step (3x slower).
+    const T* ar[RB];
+    for (std::size_t rr = 0; rr < RB; ++rr) ar[rr] = a + (r0 + (rr < rb ? rr : rb - 1)) * ars;
+    const T* bk = b;
+    for (std::size_t k = 0; k < depth; ++k, bk += ldb) {
       typename W::type bv[NV];
       for (std::size_t i = 0; i < NV; ++i) bv[i] = loadTile<T, NV>(bk, i, tail);
       for (std::size_t rr = 0; rr < RB; ++rr) {
-        // Rows past the end repeat the last row (read, never stored).
-        const typename W::type av = W::set1(ar[(rr < rb ? rr : rb - 1) * ars + k * acs]);
+        const typename W::type av = W::set1(ar[rr][k * acs]);
         for (std::size_t i = 0; i < NV; ++i) acc[rr][i] = W::fma(av, bv[i], acc[rr][i]);
       }
     }
-    for (std::size_t rr = 0; rr < rb; ++rr) {
+    for (std::size_t rr = 0; rr < RB; ++rr) {
+      if (rr >= rb) break;
       T* cr = c + (r0 + rr) * ldc;
+      if (sigmoidOut) {
+        // The scalar kernel's c * (s * (1 - s)), operation for operation.
+        const T* sr = sigmoidOut + (r0 + rr) * ldc;
+        for (std::size_t i = 0; i < NV; ++i) {
+          const typename W::type s = loadTile<T, NV>(sr, i, tail);
+          acc[rr][i] = W::mul(acc[rr][i], W::mul(s, W::sub(W::set1(T(1)), s)));
+        }
+      }
       for (std::size_t i = 0; i + 1 < NV; ++i) W::store(cr + i * W::width, acc[rr][i]);
       W::storeFirst(cr + (NV - 1) * W::width, acc[rr][NV - 1], tail);
     }
@@ -344,7 +357,8 @@ MLP_TARGET void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, con
 
 template <typename T>
 MLP_TARGET void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
-                             std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc) {
+                             std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc,
+                             const T* sigmoidOut) {
   constexpr std::size_t w = Vec<T>::width;
   for (std::size_t off = 0; off < n;) {
     const std::size_t vectors = (n - off + w - 1) / w;
@@ -353,7 +367,8 @@ MLP_TARGET void smallProduct(std::size_t rows, std::size_t n, std::size_t depth,
     const typename Vec<T>::part tail = Vec<T>::partOf(lanes - (nv - 1) * w);
     withVectors<kSmallProductVectors>(nv, [&](auto nvc) {
       constexpr std::size_t NV = decltype(nvc)::value;
-      smallProductTile<T, NV, smallProductRows(NV)>(rows, depth, a, ars, acs, b + off, ldb, c + off, ldc, tail);
+      smallProductTile<T, NV, smallProductRows(NV)>(rows, depth, a, ars, acs, b + off, ldb, c + off, ldc,
+                                                    sigmoidOut ? sigmoidOut + off : nullptr, tail);
     });
     off += nv * w;
   }
@@ -380,6 +395,6 @@ template std::size_t gatherTileElements<float>();
 template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template void smallProduct<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
-                                   const double*, std::size_t, double*, std::size_t);
+                                   const double*, std::size_t, double*, std::size_t, const double*);
 template void smallProduct<float>(std::size_t, std::size_t, std::size_t, const float*, std::size_t, std::size_t,
-                                  const float*, std::size_t, float*, std::size_t);
+                                  const float*, std::size_t, float*, std::size_t, const float*);
