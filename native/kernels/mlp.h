@@ -193,6 +193,7 @@ class Trainer {
   std::size_t featureBlock_ = 0, featureBlocks_ = 0;
   std::size_t forwardBlocks_ = 1;  // feature blocks per step of the forward pass
   std::size_t width1_ = 0;  // the vector width of layer-1 rows (units rounded up to whole vectors)
+  bool scatterGradient_ = false;  // how firstLayerGradient works (kScatterVectors in mlp.cpp)
   std::vector<double> blockWeight_;  // non-zeros per feature block (to balance the gradient's tasks)
   std::vector<RegSums> blockSums_;   // layer 1's regularisation sums by feature block (sparse input)
 

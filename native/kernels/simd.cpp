@@ -110,6 +110,26 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const ui
 }
 
 template <typename T, typename X>
+void sparseScatterRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* d,
+                       std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
+#if MLP_HAVE_AVX512
+  if (isa == Isa::Avx512) return avx512::sparseScatterRows(rows, x, b0, b1, d, ldd, gT, ldg, width);
+#endif
+#if MLP_HAVE_AVX2
+  if (isa == Isa::Avx2) return avx2::sparseScatterRows(rows, x, b0, b1, d, ldd, gT, ldg, width);
+#endif
+  (void)isa;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* dr = d + r * ldd;
+    for (uint32_t k = x[r].bounds[b0]; k < x[r].bounds[b1]; ++k) {
+      const T v = static_cast<T>(x[r].val[k]);
+      T* g = gT + static_cast<std::size_t>(x[r].col[k]) * ldg;
+      for (std::size_t u = 0; u < width; ++u) g[u] += v * dr[u];
+    }
+  }
+}
+
+template <typename T, typename X>
 void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                       const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite) {
 #if MLP_HAVE_AVX512
@@ -313,6 +333,8 @@ void gemmMicroKernel(Isa isa, std::size_t kc, const T* pa, const T* pb, T* c, st
 #define MLP_SPARSE_INSTANTIATE(T, X)                                                                              \
   template void sparseGatherRows<T, X>(Isa, std::size_t, const SparseRow<X>*, std::size_t, std::size_t, const T*, \
                                        std::size_t, T*, std::size_t, std::size_t);                               \
+  template void sparseScatterRows<T, X>(Isa, std::size_t, const SparseRow<X>*, std::size_t, std::size_t, const T*,  \
+                                        std::size_t, T*, std::size_t, std::size_t);                               \
   template void sparseGatherCols<T, X>(Isa, std::size_t, const uint32_t*, std::size_t, const ColumnEntry<X>*,     \
                                        const T*, std::size_t, T*, std::size_t, std::size_t, bool);
 MLP_SPARSE_INSTANTIATE(double, double)

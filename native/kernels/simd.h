@@ -98,6 +98,12 @@ inline std::size_t simdPadded(std::size_t n) {
   return (n + simdWidth<T>() - 1) / simdWidth<T>() * simdWidth<T>();
 }
 
+// Elements of T per vector on the path isa (1 on the generic path).
+template <typename T>
+inline std::size_t vectorElements(Isa isa) {
+  return isa == Isa::Avx512 ? 64 / sizeof(T) : isa == Isa::Avx2 ? 32 / sizeof(T) : 1;
+}
+
 // The sign of v as T: -1, 0 or 1 (0 for NaN).
 template <typename T>
 inline T signOf(T v) {
@@ -214,6 +220,13 @@ struct ColumnEntry {
   X val;
 };
 
+// For every r < rows, in order, and each non-zero k of sample r in feature blocks [b0, b1), in
+// order: gT[col[k] * ldg + 0:width] += val[k] * d[r * ldd + 0:width] (weight gradient of layer 1,
+// sample by sample: each feature's terms added in sample order).
+template <typename T, typename X>
+void sparseScatterRows(Isa isa, std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1, const T* d,
+                       std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+
 // For every j < n: gT[j * ldg + 0:width] += sum_e e.val * d[e.row * ldd + 0:width] over the entries
 // e in [j * slot, end[j]), in that order (weight gradient of layer 1, column by column).
 // With `overwrite`, the sums start from zero instead of gT's rows (which are all written).
@@ -278,6 +291,9 @@ MLP_AVX2 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const ui
                              std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                              std::size_t width);
 template <typename T, typename X>
+MLP_AVX2 void sparseScatterRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1,
+                                const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
+template <typename T, typename X>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                                const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
@@ -319,6 +335,9 @@ template <typename T>
 MLP_AVX512 void byteGatherRows(std::size_t rows, const uint8_t* const* x, const uint64_t* masks, std::size_t groups,
                                std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                                std::size_t width);
+template <typename T, typename X>
+MLP_AVX512 void sparseScatterRows(std::size_t rows, const SparseRow<X>* x, std::size_t b0, std::size_t b1,
+                                  const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width);
 template <typename T, typename X>
 MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                                  const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);

@@ -230,6 +230,28 @@ MLP_TARGET void gatherColsTile(std::size_t n, const uint32_t* end, std::size_t s
   }
 }
 
+// Scatter tiles: the NV vectors of one sample's delta row stay in registers while each of its
+// non-zeros adds to the gradient row it names (a load and a store of that row per non-zero).
+template <typename T, typename V, std::size_t NV>
+MLP_TARGET void scatterRowsTile(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* d,
+                                std::size_t ldd, T* gT, std::size_t ldg, typename Vec<T>::part tail) {
+  using W = Vec<T>;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const uint32_t k0 = x[r].bounds[b0], k1 = x[r].bounds[b1];
+    if (k0 == k1) continue;
+    const T* dr = d + r * ldd;
+    typename W::type dv[NV];
+    for (std::size_t i = 0; i < NV; ++i) dv[i] = loadTile<T, NV>(dr, i, tail);
+    const uint16_t* col = x[r].col;
+    const V* val = x[r].val;
+    for (uint32_t k = k0; k < k1; ++k) {
+      const typename W::type v = W::set1(static_cast<T>(val[k]));
+      T* g = gT + static_cast<std::size_t>(col[k]) * ldg;
+      for (std::size_t i = 0; i < NV; ++i) storeTile<T, NV>(g, i, W::fma(v, dv[i], loadTile<T, NV>(g, i, tail)), tail);
+    }
+  }
+}
+
 // Splits `width` elements into tiles of at most kMaxTile vectors and calls
 // tile(integral_constant<NV>, offset, tail) for each; only the last vector of all may be partial.
 template <typename T, typename Tile>
@@ -329,6 +351,14 @@ MLP_TARGET void byteGatherRows(std::size_t rows, const uint8_t* const* x, const 
 }
 
 template <typename T, typename V>
+MLP_TARGET void sparseScatterRows(std::size_t rows, const SparseRow<V>* x, std::size_t b0, std::size_t b1, const T* d,
+                                  std::size_t ldd, T* gT, std::size_t ldg, std::size_t width) {
+  forEachTile<T>(width, [&](auto nv, std::size_t off, typename Vec<T>::part tail) {
+    scatterRowsTile<T, V, decltype(nv)::value>(rows, x, b0, b1, d + off, ldd, gT + off, ldg, tail);
+  });
+}
+
+template <typename T, typename V>
 MLP_TARGET void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot,
                                  const ColumnEntry<V>* entries, const T* d, std::size_t ldd, T* gT, std::size_t ldg,
                                  std::size_t width, bool overwrite) {
@@ -377,6 +407,8 @@ MLP_TARGET void smallProduct(std::size_t rows, std::size_t n, std::size_t depth,
 #define MLP_VECTOR_SPARSE_INSTANTIATE(T, V)                                                                        \
   template void sparseGatherRows<T, V>(std::size_t, const SparseRow<V>*, std::size_t, std::size_t, const T*,      \
                                        std::size_t, T*, std::size_t, std::size_t);                                 \
+  template void sparseScatterRows<T, V>(std::size_t, const SparseRow<V>*, std::size_t, std::size_t, const T*,     \
+                                        std::size_t, T*, std::size_t, std::size_t);                                \
   template void sparseGatherCols<T, V>(std::size_t, const uint32_t*, std::size_t, const ColumnEntry<V>*,         \
                                        const T*, std::size_t, T*, std::size_t, std::size_t, bool);
 MLP_VECTOR_SPARSE_INSTANTIATE(double, double)
