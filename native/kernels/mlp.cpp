@@ -449,7 +449,7 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   Scratch& s = scratch_[task];
   // Blocks of samples whose delta rows stay in L1 while they are gathered: a tile at a time when
   // the rows are wider than a tile (the block size changes no sum).
-  const std::size_t rowBytes = std::min(ld, gatherTileElements<T>(isa_)) * sizeof(T);
+  const std::size_t rowBytes = std::min(ld, gatherTileElements<T>(isa_, width1_)) * sizeof(T);
   // No larger than the minibatch: a small one (a gradient check's few samples, say) then needs
   // only small slots below, not a buffer sized for a full block in every call.
   const std::size_t block =

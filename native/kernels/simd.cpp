@@ -151,15 +151,15 @@ void sparseGatherCols(Isa isa, std::size_t n, const uint32_t* end, std::size_t s
 }
 
 template <typename T>
-std::size_t gatherTileElements(Isa isa) {
+std::size_t gatherTileElements(Isa isa, std::size_t width) {
 #if MLP_HAVE_AVX512
-  if (isa == Isa::Avx512) return avx512::gatherTileElements<T>();
+  if (isa == Isa::Avx512) return avx512::gatherTileElements<T>(width);
 #endif
 #if MLP_HAVE_AVX2
-  if (isa == Isa::Avx2) return avx2::gatherTileElements<T>();
+  if (isa == Isa::Avx2) return avx2::gatherTileElements<T>(width);
 #endif
   (void)isa;
-  return SIZE_MAX;
+  return width;
 }
 
 template <typename T>
@@ -347,8 +347,8 @@ template void byteGatherRows<double>(Isa, std::size_t, const uint8_t* const*, co
                                      std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
 template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
                                     std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
-template std::size_t gatherTileElements<double>(Isa);
-template std::size_t gatherTileElements<float>(Isa);
+template std::size_t gatherTileElements<double>(Isa, std::size_t);
+template std::size_t gatherTileElements<float>(Isa, std::size_t);
 template RegSums regularisedStep<double>(Isa, std::size_t, std::size_t, std::size_t, double*, double*, double*,
                                          const StepRule<double>&);
 template RegSums regularisedStep<float>(Isa, std::size_t, std::size_t, std::size_t, float*, float*, float*,

@@ -205,11 +205,11 @@ void byteGatherRows(Isa isa, std::size_t rows, const uint8_t* const* x, const ui
                     std::size_t j0, std::size_t j1, const T* wT, std::size_t ldw, T* z, std::size_t ldz,
                     std::size_t width);
 
-// Elements of a row that one gather tile of this path keeps in registers (the sparse kernels
-// take wider rows a tile at a time; the portable path takes whole rows). Callers size blocks of
-// rows by it so that a tile's share of the rows stays in L1.
+// Elements of a row of `width` that the widest gather tile of this path keeps in registers (the
+// sparse kernels take wider rows a tile at a time; the portable path takes whole rows). Callers
+// size blocks of rows by it so that a tile's share of the rows stays in L1.
 template <typename T>
-std::size_t gatherTileElements(Isa isa);
+std::size_t gatherTileElements(Isa isa, std::size_t width);
 
 // One non-zero of a feature's column within a block of samples: the sample's row in the block and
 // the value. (Row and value side by side: the counting sort that fills the columns then writes one
@@ -297,7 +297,7 @@ template <typename T, typename X>
 MLP_AVX2 void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                                const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
-MLP_AVX2 std::size_t gatherTileElements();
+MLP_AVX2 std::size_t gatherTileElements(std::size_t width);
 template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
@@ -342,7 +342,7 @@ template <typename T, typename X>
 MLP_AVX512 void sparseGatherCols(std::size_t n, const uint32_t* end, std::size_t slot, const ColumnEntry<X>* entries,
                                  const T* d, std::size_t ldd, T* gT, std::size_t ldg, std::size_t width, bool overwrite);
 template <typename T>
-MLP_AVX512 std::size_t gatherTileElements();
+MLP_AVX512 std::size_t gatherTileElements(std::size_t width);
 template <typename T>
 MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>

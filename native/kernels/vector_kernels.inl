@@ -252,14 +252,19 @@ MLP_TARGET void scatterRowsTile(std::size_t rows, const SparseRow<V>* x, std::si
   }
 }
 
-// Splits `width` elements into tiles of at most kMaxTile vectors and calls
-// tile(integral_constant<NV>, offset, tail) for each; only the last vector of all may be partial.
+// How many tiles a row of `vectors` vectors is cut into: as few as hold at most kMaxTile each.
+MLP_TARGET_INLINE std::size_t tileCount(std::size_t vectors) { return (vectors + kMaxTile - 1) / kMaxTile; }
+
+// Splits `width` elements into tileCount tiles of sizes as equal as can be (the first ones one
+// vector larger: 38 vectors as 13 + 13 + 12, not 16 + 16 + 6, which would pass over the
+// non-zeros once more for little work) and calls tile(integral_constant<NV>, offset, tail) for
+// each; only the last vector of all may be partial.
 template <typename T, typename Tile>
 MLP_TARGET_INLINE void forEachTile(std::size_t width, Tile&& tile) {
   constexpr std::size_t w = Vec<T>::width;
   std::size_t vectors = (width + w - 1) / w;
-  for (std::size_t off = 0; vectors > 0;) {
-    const std::size_t nv = vectors > kMaxTile ? kMaxTile : vectors;
+  for (std::size_t off = 0, tiles = tileCount(vectors); tiles > 0; --tiles) {
+    const std::size_t nv = (vectors + tiles - 1) / tiles;
     vectors -= nv;
     const typename Vec<T>::part tail = Vec<T>::partOf(vectors == 0 ? width - off - (nv - 1) * w : w);
     // (The lambda has no target attribute: only integers and pointers pass through it.)
@@ -329,8 +334,9 @@ MLP_TARGET void smallProductTile(std::size_t rows, std::size_t depth, const T* a
 }  // namespace
 
 template <typename T>
-MLP_TARGET std::size_t gatherTileElements() {
-  return kMaxTile * Vec<T>::width;
+MLP_TARGET std::size_t gatherTileElements(std::size_t width) {
+  const std::size_t vectors = (width + Vec<T>::width - 1) / Vec<T>::width, tiles = tileCount(vectors);
+  return (vectors + tiles - 1) / tiles * Vec<T>::width;
 }
 
 template <typename T, typename V>
@@ -422,8 +428,8 @@ template void byteGatherRows<double>(std::size_t, const uint8_t* const*, const u
                                      std::size_t, const double*, std::size_t, double*, std::size_t, std::size_t);
 template void byteGatherRows<float>(std::size_t, const uint8_t* const*, const uint64_t*, std::size_t, std::size_t,
                                     std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
-template std::size_t gatherTileElements<double>();
-template std::size_t gatherTileElements<float>();
+template std::size_t gatherTileElements<double>(std::size_t);
+template std::size_t gatherTileElements<float>(std::size_t);
 template void biasSigmoid<double>(std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template void smallProduct<double>(std::size_t, std::size_t, std::size_t, const double*, std::size_t, std::size_t,
