@@ -23,6 +23,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
+import { lineTransferNs } from './line-transfer.mjs';
 import { COMPUTE_FLOOR, CONTENDERS, DTYPES, KERNEL_PATHS, MODES, SCALING, THREADS } from './contenders.mjs';
 import { BENCH_DIR, FLOP_FORMULA, MODEL, PACKAGE_ENTRY, REPO_DIR, BATCH_SIZE, flopPerSample, median, minibatchesFor } from './workload.mjs';
 
@@ -491,8 +492,20 @@ async function main() {
 
   // Threads section
   let threadsSection = null;
+  let lineTransfer = null;
   if (args.extras && !env.addon.missing && THREADS.contenders[modeName].some((x) => selected.some((c) => c.id === x))) {
     threadsSection = [];
+    // Measured before and after the thread trials: a virtual machine's cores can move. With one
+    // core there is nothing to measure (the threads would take turns at the scheduler's pace).
+    const measureLineTransfer = async () => {
+      if (m.availableParallelism < 2) return null;
+      const ns = [];
+      for (let i = 0; i < 3; i++) ns.push(await lineTransferNs());
+      return ns.includes(null) ? null : median(ns);
+    };
+    const showNs = (ns) => (ns === null ? 'not measured (one core, or too slow to measure)' : `${fmt(ns)} ns one way`);
+    lineTransfer = { beforeNs: await measureLineTransfer(), afterNs: null };
+    log(`- a cache line passed between two threads: ${showNs(lineTransfer.beforeNs)}`);
     for (const id of THREADS.contenders[modeName].filter((x) => selected.some((c) => c.id === x))) {
       const base = CONTENDERS.find((c) => c.id === id);
       const runs = [];
@@ -532,6 +545,8 @@ async function main() {
         identical: hashes.length > 1 ? hashes.every((h) => h === hashes[0]) : null,
       });
     }
+    lineTransfer.afterNs = await measureLineTransfer();
+    log(`- a cache line passed between two threads, after the thread trials: ${showNs(lineTransfer.afterNs)}`);
   }
 
   // Kernel paths section
@@ -717,7 +732,14 @@ async function main() {
             `the two at once), what perfectly independent halves of an epoch would gain. It is 2 when the second core adds a whole ` +
             `core's throughput, less when running both slows each (a shared host's clock, caches or memory). ` +
             `"Ratio / ceiling" divides each round's 2-thread ratio by that round's ceiling: near 1 means the code gets what the ` +
-            `machine gave two threads at that moment.\n\n` +
+            `machine gave two threads at that moment.` +
+            (lineTransfer && lineTransfer.beforeNs !== null && lineTransfer.afterNs !== null
+              ? ` The two threads of an epoch also exchange data every minibatch (the forward pass splits the samples, the ` +
+                `gradient the features), which independent epochs do not: a cache line passed between two threads of the ` +
+                `process took ${fmt(lineTransfer.beforeNs)} ns one way before these trials and ${fmt(lineTransfer.afterNs)} ns ` +
+                `after them (median of 3 runs of 200,000 round trips, JavaScript atomics' cost included).`
+              : '') +
+            `\n\n` +
             mdTable(
               ['contender', '1 thread s/epoch (median)', '2 threads s/epoch (median)', 'pair ratios', 'median ratio', 'two 1-thread epochs at once, s (median)', 'ceiling per round', "machine's ceiling (median)", 'ratio / ceiling (median of rounds)'],
               pairedBody,
@@ -799,6 +821,7 @@ async function main() {
     targets: targetRows,
     float32VsFloat64: dtypeSection,
     threads: threadsSection,
+    lineTransferNs: lineTransfer,
     kernelPaths: pathsSection,
     scaling: scalingSection,
   };
