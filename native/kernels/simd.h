@@ -49,16 +49,6 @@ constexpr std::size_t kCacheLine = 64;
 inline void* allocateAligned(std::size_t bytes) { return ::operator new(bytes, std::align_val_t(kCacheLine)); }
 inline void freeAligned(void* p, std::size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
 
-// The stride of rows of n elements of T on the path isa: whole AVX2 vectors (kPad elements), and
-// on the AVX-512 path whole cache lines, so that none of its 64-byte loads straddles two lines
-// (rows of 56 floats made every other row's loads do so: float32 epochs 1.13x slower on Zen 5).
-template <typename T>
-inline std::size_t rowStride(Isa isa, std::size_t n) {
-  const std::size_t perLine = kCacheLine / sizeof(T);
-  const std::size_t unit = isa == Isa::Avx512 && perLine > kPad ? perLine : kPad;
-  return (n + unit - 1) / unit * unit;
-}
-
 // For the input's non-zero index (tens of MB, read at random rows every minibatch): large
 // buffers start on a 2 MiB boundary and ask Linux for transparent huge pages, so those reads do
 // not miss the TLB on every row. Elsewhere (or for small buffers) as allocateAligned.
@@ -102,6 +92,16 @@ inline std::size_t simdPadded(std::size_t n) {
 template <typename T>
 inline std::size_t vectorElements(Isa isa) {
   return isa == Isa::Avx512 ? 64 / sizeof(T) : isa == Isa::Avx2 ? 32 / sizeof(T) : 1;
+}
+
+// The stride of rows of n elements of T on the path isa: whole vectors of the path, and at least
+// kPad elements. On the AVX-512 path a vector is a cache line, so none of its loads straddles two
+// lines (rows of 56 floats made every other row's loads do so: float32 epochs 1.13x slower on
+// Zen 5).
+template <typename T>
+inline std::size_t rowStride(Isa isa, std::size_t n) {
+  const std::size_t unit = vectorElements<T>(isa) > kPad ? vectorElements<T>(isa) : kPad;
+  return (n + unit - 1) / unit * unit;
 }
 
 // The sign of v as T: -1, 0 or 1 (0 for NaN).
