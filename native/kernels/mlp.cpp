@@ -44,6 +44,13 @@ constexpr std::size_t kSmallProductBytes = 32768;
 // The small layers' weight gradients take this many vectors of units at a time, so that
 // smallProductTile keeps several outputs' sums in registers (2 outputs x 4 vectors).
 constexpr std::size_t kGradientChunkVectors = 4;
+// With sparse input, every gradient sum over a minibatch is taken over this many fixed parts of
+// it (each part's sum in sample order from zero), then the parts' sums are added in order. The
+// parts do not depend on the thread count, so neither do the results; with two threads each
+// sums the samples whose forward pass it ran, in its own cache, instead of reading half of
+// them from the other core (a cache line took 215-276 ns to cross between this machine's two
+// cores).
+constexpr std::size_t kGradientParts = 2;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
 
@@ -196,9 +203,9 @@ std::size_t Trainer<T, X>::tasksFor(std::size_t work) const {
 }
 
 template <typename T, typename X>
-void Trainer<T, X>::runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job) {
+void Trainer<T, X>::runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job, bool pinned) {
   if (pool_ && tasks > 1) {
-    pool_->run(tasks, job);
+    pool_->run(tasks, job, pinned);
   } else {
     for (std::size_t t = 0; t < tasks; ++t) job(t);
   }
@@ -420,32 +427,39 @@ template <typename T, typename X>
 void Trainer<T, X>::forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward) {
   packSmallLayers(weights);
   const std::size_t tasks = tasksFor(m * units(0) * units(1) / 4);
-  runTasks(tasks, [&](std::size_t t) {
-    samplePass(t, weights, rows, row0, splitStart(m, tasks, t), splitStart(m, tasks, t + 1), backward);
-  });
+  // Pinned: each thread's samples are the ones it sums the gradient over next (kGradientParts).
+  runTasks(
+      tasks,
+      [&](std::size_t t) {
+        samplePass(t, weights, rows, row0, splitStart(m, tasks, t), splitStart(m, tasks, t + 1), backward);
+      },
+      true);
 }
 
-// grad1[:, 1:]^T rows for the features of blocks [b0, b1). Narrow rows (scatterGradient_):
-// sample by sample, each non-zero adds its term to its feature's row, a few feature blocks at a
-// time (their rows stay close, like the forward pass's weight rows). Otherwise: for each block of
-// samples, their non-zeros in these features sorted by feature (counting sort, samples in order),
-// then each feature's sum over the block added in sample order. Either way every feature's sum
-// runs over the minibatch in sample order, whatever the blocks and tasks: the same bits.
+// grad1[:, 1:]^T rows for the features of blocks [b0, b1), summed over the minibatch's samples
+// [r0, r1), written to gT. Narrow rows (scatterGradient_): sample by sample, each non-zero adds
+// its term to its feature's row, a few feature blocks at a time (their rows stay close, like the
+// forward pass's weight rows). Otherwise: for each block of samples, their non-zeros in these
+// features sorted by feature (counting sort, samples in order), then each feature's sum over the
+// block added in sample order. Either way every feature's sum runs over the samples in order,
+// whatever the blocks and tasks: the same bits.
 template <typename T, typename X>
-void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t m) {
+void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t r0,
+                                       std::size_t r1, T* gT) {
   const std::size_t ld = ld_[1], K = units(0);
   const std::size_t j0 = b0 * featureBlock_, j1 = std::min(K, b1 * featureBlock_);
   if (j1 <= j0) return;
-  const std::size_t nJ = j1 - j0;
+  const std::size_t nJ = j1 - j0, m = r1 - r0;
+  const RowView* views = views_.data() + r0;
+  const T* d = deltas_[1].data() + r0 * ld;
   if (scatterGradient_) {
-    std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + j1 * ld, T(0));
+    std::fill(gT + j0 * ld, gT + j1 * ld, T(0));
     for (std::size_t b = b0; b < b1; b += forwardBlocks_)
-      sparseScatterRows(isa_, m, views_.data(), b, std::min(b1, b + forwardBlocks_), deltas_[1].data(), ld,
-                        g1T_.data(), ld, width1_);
+      sparseScatterRows(isa_, m, views, b, std::min(b1, b + forwardBlocks_), d, ld, gT, ld, width1_);
     return;
   }
-  // The first block of samples writes the rows (an empty minibatch leaves them zero).
-  if (m == 0) std::fill(g1T_.begin() + j0 * ld, g1T_.begin() + j1 * ld, T(0));
+  // The first block of samples writes the rows (no samples leave them zero).
+  if (m == 0) std::fill(gT + j0 * ld, gT + j1 * ld, T(0));
   Scratch& s = scratch_[task];
   // Blocks of samples whose delta rows stay in L1 while they are gathered: a tile at a time when
   // the rows are wider than a tile (the block size changes no sum).
@@ -459,18 +473,17 @@ void Trainer<T, X>::firstLayerGradient(std::size_t task, std::size_t b0, std::si
   // nJ * block < 2^32: block * rowBytes <= kGradientBlockBytes and rows are at least 32 bytes.
   uint32_t* __restrict end = s.cscEnd.ensure(nJ);
   ColumnEntry<X>* __restrict entries = s.cscEntries.ensure(nJ * block);
-  const T* d = deltas_[1].data();
   for (std::size_t s0 = 0; s0 < m; s0 += block) {
     const std::size_t s1 = std::min(m, s0 + block);
     for (std::size_t j = 0; j < nJ; ++j) end[j] = static_cast<uint32_t>(j * block);
     for (std::size_t r = s0; r < s1; ++r) {
-      const uint16_t* const col = views_[r].col;
-      const X* const x = views_[r].val;
-      const uint32_t k0 = views_[r].bounds[b0], k1 = views_[r].bounds[b1];
+      const uint16_t* const col = views[r].col;
+      const X* const x = views[r].val;
+      const uint32_t k0 = views[r].bounds[b0], k1 = views[r].bounds[b1];
       const uint16_t rr = static_cast<uint16_t>(r - s0);
       for (uint32_t k = k0; k < k1; ++k) storeEntry(entries + end[col[k] - j0]++, rr, x[k]);
     }
-    sparseGatherCols(isa_, nJ, end, block, entries, d + s0 * ld, ld, g1T_.data() + j0 * ld, ld, width1_, s0 == 0);
+    sparseGatherCols(isa_, nJ, end, block, entries, d + s0 * ld, ld, gT + j0 * ld, ld, width1_, s0 == 0);
   }
 }
 
@@ -508,13 +521,66 @@ void Trainer<T, X>::updateColumns(std::size_t l, T* const* weights, T* const* pr
 }
 
 template <typename T, typename X>
+void Trainer<T, X>::partialGradients(std::size_t task, std::size_t r0, std::size_t r1, const int32_t* rows,
+                                     std::vector<AlignedVector<T>>& g) {
+  const std::size_t L = layers(), m = r1 - r0;
+  for (std::size_t l = L; l >= 1; --l) {
+    const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l];
+    const T* d = deltas_[l].data() + r0 * ld;
+    T* gl = g[l - 1].data();
+    // Bias column: the sum of the deltas, in sample order.
+    std::vector<T> acc(ld, T(0));
+    for (std::size_t r = 0; r < m; ++r) {
+      const T* dr = d + r * ld;
+      for (std::size_t o = 0; o < ld; ++o) acc[o] += dr[o];
+    }
+    for (std::size_t o = 0; o < nUnits; ++o) gl[o * stride] = acc[o];
+    if (l > 1 && smallLayer(l - 1)) {
+      // g[o][1 + u] = sum over the samples of d[r][o] * a_prev[r][u], a few vectors of u at a
+      // time, so that several outputs share each load of a_prev's rows (packing a_prev for the
+      // GEMM cost more than the product).
+      const std::size_t ldPrev = ld_[l - 1], chunk = kGradientChunkVectors * simdWidth<T>();
+      for (std::size_t u0 = 0; u0 < nIn; u0 += chunk)
+        smallProduct<T>(isa_, nUnits, std::min(chunk, nIn - u0), m, d, 1, ld, acts_[l - 1].data() + r0 * ldPrev + u0,
+                        ldPrev, gl + 1 + u0, stride, nullptr);
+    } else if (l > 1) {
+      const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
+      const auto a = dense<T>(acts_[l - 1].data() + r0 * ld_[l - 1], static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
+      gemm(isa_, nUnits, nIn, m, dT, a, gl + 1, stride, false, scratch_[task].gemm);
+    } else if (!sparse_) {
+      const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
+      const auto a = rows ? dense(x_.data, static_cast<std::ptrdiff_t>(x_.cols), 1, rows + r0)
+                          : dense(x_.data + r0 * x_.cols, static_cast<std::ptrdiff_t>(x_.cols), 1);
+      gemm(isa_, nUnits, nIn, m, dT, a, gl + 1, stride, false, scratch_[task].gemm);
+    }
+  }
+}
+
+template <typename T, typename X>
+std::vector<std::size_t> Trainer<T, X>::featureSplit(std::size_t parts) const {
+  std::vector<std::size_t> split(parts + 1, featureBlocks_);
+  split[0] = 0;
+  double total = 0;
+  for (std::size_t b = 0; b < featureBlocks_; ++b) total += blockWeight_.empty() ? 1.0 : blockWeight_[b];
+  double acc = 0;
+  std::size_t t = 1;
+  for (std::size_t b = 0; b < featureBlocks_ && t < parts; ++b) {
+    acc += blockWeight_.empty() ? 1.0 : blockWeight_[b];
+    while (t < parts && acc >= total * static_cast<double>(t) / static_cast<double>(parts)) split[t++] = b + 1;
+  }
+  for (std::size_t i = 1; i <= parts; ++i) split[i] = std::max(split[i], split[i - 1]);
+  split[parts] = featureBlocks_;
+  return split;
+}
+
+template <typename T, typename X>
 double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2,
                                T* const* prevDelta, const StepParams* step) {
   const std::size_t L = layers();
 
   // The seed's regularisation cost over the non-bias weights of every layer, as sums of |w| and
   // w^2 (four running sums per range). With sparse input, layer 1's share is summed by feature
-  // block in the gradient's tasks (from its transposed copy, before the update) and the other
+  // block in the update's tasks (from its transposed copy, before the update) and the other
   // layers' in task 0: the sums do not depend on the thread count.
   RegSums sums;
   if (!sparse_)
@@ -522,45 +588,12 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
 
   forward(weights, rows, 0, m, true);
 
-  // The cross-entropy terms' sum, in sample order.
-  double cost = 0;
-  auto addCostTerms = [&]() {
-    for (std::size_t k = 0, n = m * units(L); k < n; ++k) cost += costTerms_[k];
-  };
-  auto finishCost = [&]() { return cost + ((l1 / 2) * sums.abs + (l2 / 2) * sums.sq); };
-
-  // Everything but layer 1's non-bias columns when the input is sparse: bias sums, the other
-  // layers' gradients (sigma^T . a_prev), regularisation and update.
-  auto smallLayers = [&]() {
+  // Regularisation and update of every layer but a sparse layer 1's non-bias columns (from the
+  // gradient in grads_).
+  auto smallUpdate = [&]() {
     for (std::size_t l = L; l >= 1; --l) {
-      const std::size_t nIn = units(l - 1), nUnits = units(l), stride = nIn + 1, ld = ld_[l];
-      const T* d = deltas_[l].data();
-      T* g = grads_[l - 1].data();
-      // Bias column: the sum of the deltas over the minibatch, in sample order.
-      std::vector<T> acc(ld, T(0));
-      for (std::size_t r = 0; r < m; ++r) {
-        const T* dr = d + r * ld;
-        for (std::size_t o = 0; o < ld; ++o) acc[o] += dr[o];
-      }
-      for (std::size_t o = 0; o < nUnits; ++o) g[o * stride] = acc[o];
+      const std::size_t stride = units(l - 1) + 1, nUnits = units(l);
       const bool whole = l > 1 || !sparse_;
-      if (l > 1 && smallLayer(l - 1)) {
-        // g[o][1 + u] = sum over the samples of d[r][o] * a_prev[r][u], a few vectors of u at a
-        // time, so that several outputs share each load of a_prev's rows (packing a_prev for the
-        // GEMM cost more than the product).
-        const std::size_t ldPrev = ld_[l - 1], chunk = kGradientChunkVectors * simdWidth<T>();
-        for (std::size_t u0 = 0; u0 < nIn; u0 += chunk)
-          smallProduct<T>(isa_, nUnits, std::min(chunk, nIn - u0), m, d, 1, ld, acts_[l - 1].data() + u0, ldPrev,
-                          g + 1 + u0, stride, nullptr);
-      } else if (l > 1) {
-        const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
-        const auto a = dense<T>(acts_[l - 1].data(), static_cast<std::ptrdiff_t>(ld_[l - 1]), 1);
-        gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, scratch_.back().gemm);
-      } else if (!sparse_) {
-        const auto dT = dense<T>(d, 1, static_cast<std::ptrdiff_t>(ld));
-        const auto a = dense(x_.data, static_cast<std::ptrdiff_t>(x_.cols), 1, rows);
-        gemm(isa_, nUnits, nIn, m, dT, a, g + 1, stride, false, scratch_.back().gemm);
-      }
       if (whole) regularise(l - 1, weights, 1, stride, l1, l2);
       if (step) {
         updateColumns(l - 1, weights, prevDelta, 0, whole ? stride : 1, *step);
@@ -571,53 +604,96 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   };
 
   if (!sparse_) {
-    addCostTerms();
-    smallLayers();
-    return finishCost();
+    // The cross-entropy terms' sum, in sample order.
+    double cost = 0;
+    for (std::size_t k = 0, n = m * units(L); k < n; ++k) cost += costTerms_[k];
+    partialGradients(0, 0, m, rows, grads_);
+    smallUpdate();
+    return cost + ((l1 / 2) * sums.abs + (l2 / 2) * sums.sq);
   }
 
-  // Layer 1's non-bias columns, split by feature blocks into one task per thread of about equal
-  // numbers of non-zeros: every task reads all the minibatch's delta rows, so more tasks cost
-  // more than they balance. The other layers' small updates run first (task 0), so no thread is
-  // left waiting for them at the end. Each feature's sum runs within one task, so the split
-  // changes no result.
+  // Sparse input. First every sum over the minibatch, in kGradientParts parts of it (each part's
+  // layer-1 sums split by feature blocks when there are threads to spare): part p's task(s) run on
+  // the thread(s) that ran the forward pass of its samples.
   const std::size_t K = units(0), H = units(1), ld = ld_[1], stride = K + 1;
-  const std::size_t featureTasks = std::min(featureBlocks_, tasksFor(m * K * H / 4) > 1 ? threads() : 1);
-  std::vector<std::size_t> split(featureTasks + 1, featureBlocks_);
-  split[0] = 0;
-  {
-    double total = 0;
-    for (std::size_t b = 0; b < featureBlocks_; ++b) total += blockWeight_.empty() ? 1.0 : blockWeight_[b];
-    double acc = 0;
-    std::size_t t = 1;
-    for (std::size_t b = 0; b < featureBlocks_ && t < featureTasks; ++b) {
-      acc += blockWeight_.empty() ? 1.0 : blockWeight_[b];
-      while (t < featureTasks && acc >= total * static_cast<double>(t) / static_cast<double>(featureTasks))
-        split[t++] = b + 1;
-    }
-    for (std::size_t i = 1; i <= featureTasks; ++i) split[i] = std::max(split[i], split[i - 1]);
-    split[featureTasks] = featureBlocks_;
+  if (gradParts_.size() != kGradientParts - 1) {
+    gradParts_.assign(kGradientParts - 1, {});
+    g1TParts_.assign(kGradientParts - 1, {});
   }
+  for (std::size_t p = 0; p + 1 < kGradientParts; ++p) {
+    if (g1TParts_[p].size() != g1T_.size()) g1TParts_[p].assign(g1T_.size(), T(0));
+    if (gradParts_[p].size() != L) {
+      gradParts_[p].clear();
+      for (std::size_t l = 0; l < L; ++l) gradParts_[p].emplace_back(grads_[l].size(), T(0));
+    }
+  }
+  const bool parallel = tasksFor(m * K * H / 4) > 1;
+  const std::size_t perPart =
+      parallel ? std::min(featureBlocks_, std::max<std::size_t>(1, (threads() + kGradientParts - 1) / kGradientParts))
+               : 1;
+  const std::vector<std::size_t> partSplit = featureSplit(perPart);
+  double partCost[kGradientParts] = {};
+  runTasks(
+      kGradientParts * perPart,
+      [&](std::size_t task) {
+        const std::size_t p = task / perPart, f = task % perPart;
+        const std::size_t r0 = splitStart(m, kGradientParts, p), r1 = splitStart(m, kGradientParts, p + 1);
+        if (f == 0) {
+          // The cross-entropy terms' sum, in sample order.
+          double cost = 0;
+          for (std::size_t k = r0 * units(L), n = r1 * units(L); k < n; ++k) cost += costTerms_[k];
+          partCost[p] = cost;
+          partialGradients(task, r0, r1, rows, p == 0 ? grads_ : gradParts_[p - 1]);
+        }
+        firstLayerGradient(task, partSplit[f], partSplit[f + 1], r0, r1,
+                           p == 0 ? g1T_.data() : g1TParts_[p - 1].data());
+      },
+      true);
+  double cost = 0;
+  for (std::size_t p = 0; p < kGradientParts; ++p) cost += partCost[p];
+
+  // Then the parts' sums added in order, the regularisation and the update: layer 1's non-bias
+  // columns split by feature blocks into one task per thread of about equal numbers of non-zeros,
+  // the other layers in task 0. Every element's sum is within one task: the split changes no
+  // result.
+  const std::size_t featureTasks = std::min(featureBlocks_, parallel ? threads() : 1);
+  const std::vector<std::size_t> split = featureSplit(featureTasks);
   const StepRule<T> rule{l1 != 0 || l2 != 0, static_cast<T>(l1), static_cast<T>(l2), step != nullptr,
                          static_cast<T>(step ? step->eta : 0), static_cast<T>(step ? step->alpha : 0)};
   RegSums otherLayers;
   blockSums_.resize(featureBlocks_);
-  runTasks(featureTasks + 1, [&](std::size_t task) {
-    if (task == 0) {
-      for (std::size_t l = 1; l < L; ++l) otherLayers += regSums(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
-      addCostTerms();
-      return smallLayers();
-    }
-    const std::size_t t = task - 1;
-    firstLayerGradient(t, split[t], split[t + 1], m);
-    // Regularisation and update in the transposed layout, with the regularisation cost's sums of
-    // the weights before it, block by block.
-    for (std::size_t b = split[t]; b < split[t + 1]; ++b) {
-      const std::size_t f0 = b * featureBlock_, f1 = std::min(K, f0 + featureBlock_);
-      blockSums_[b] = regularisedStep(isa_, f1 - f0, H, ld, w1T_.data() + f0 * ld, g1T_.data() + f0 * ld,
-                                      prev1T_.data() + f0 * ld, rule);
-    }
-  });
+  runTasks(
+      featureTasks + 1,
+      [&](std::size_t task) {
+        if (task == 0) {
+          for (std::size_t l = 1; l < L; ++l)
+            otherLayers += regSums(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
+          for (const auto& part : gradParts_)
+            for (std::size_t l = 0; l < L; ++l) {
+              T* g = grads_[l].data();
+              const T* q = part[l].data();
+              if (l > 0) {
+                for (std::size_t k = 0, n = grads_[l].size(); k < n; ++k) g[k] += q[k];
+              } else {
+                for (std::size_t o = 0; o < H; ++o) g[o * stride] += q[o * stride];
+              }
+            }
+          return smallUpdate();
+        }
+        const std::size_t t = task - 1;
+        // Regularisation and update in the transposed layout, with the regularisation cost's sums
+        // of the weights before it, block by block.
+        for (std::size_t b = split[t]; b < split[t + 1]; ++b) {
+          const std::size_t f0 = b * featureBlock_, f1 = std::min(K, f0 + featureBlock_);
+          T* g = g1T_.data() + f0 * ld;
+          for (const auto& part : g1TParts_) {
+            const T* q = part.data() + f0 * ld;
+            for (std::size_t k = 0, n = (f1 - f0) * ld; k < n; ++k) g[k] += q[k];
+          }
+          blockSums_[b] = regularisedStep(isa_, f1 - f0, H, ld, w1T_.data() + f0 * ld, g, prev1T_.data() + f0 * ld, rule);
+        }
+      },
+      true);
   for (std::size_t b = 0; b < featureBlocks_; ++b) sums += blockSums_[b];
   sums += otherLayers;
   if (!step) {
@@ -629,7 +705,7 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
         for (std::size_t j = j0; j < j1; ++j) g[u * stride + 1 + j] = g1T_[j * ld + u];
     }
   }
-  return finishCost();
+  return cost + ((l1 / 2) * sums.abs + (l2 / 2) * sums.sq);
 }
 
 template <typename T, typename X>

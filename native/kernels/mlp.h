@@ -153,7 +153,8 @@ class Trainer {
   std::size_t maxTasks() const { return threads() * kTasksPerThread; }
   static constexpr std::size_t kTasksPerThread = 4;
   std::size_t tasksFor(std::size_t work) const;
-  void runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job);
+  // With `pinned`, task t runs on the same thread in every pass of as many tasks (ThreadPool::run).
+  void runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job, bool pinned = false);
   void reserve(std::size_t m, bool training);
   void compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1);
   void packWeights(T* const* weights, T* const* prevDelta);
@@ -169,7 +170,13 @@ class Trainer {
   // Whether layer l (weights[l], l >= 1) is small enough for smallProduct, and its packed copies.
   bool smallLayer(std::size_t l) const;
   void packSmallLayers(T* const* weights);
-  void firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t m);
+  void firstLayerGradient(std::size_t task, std::size_t b0, std::size_t b1, std::size_t r0, std::size_t r1, T* gT);
+  // Sums over samples [r0, r1) into g (the weights' layout): every layer's bias column, and the
+  // non-bias columns of every layer but a sparse layer 1 (with scratch_[task]).
+  void partialGradients(std::size_t task, std::size_t r0, std::size_t r1, const int32_t* rows,
+                        std::vector<AlignedVector<T>>& g);
+  // Feature blocks [0, featureBlocks_) cut into `parts` ranges of about equal non-zeros.
+  std::vector<std::size_t> featureSplit(std::size_t parts) const;
   void regularise(std::size_t l, T* const* weights, std::size_t c0, std::size_t c1, double l1, double l2);
   void updateColumns(std::size_t l, T* const* weights, T* const* prevDelta, std::size_t c0, std::size_t c1,
                      const StepParams& p);
@@ -214,6 +221,11 @@ class Trainer {
   // Layer 1's non-bias weights transposed (features x ld_1): during an epoch the working copy of
   // the weights and their last update (prev1T_), written back to the caller's layout at its end.
   AlignedVector<T> w1T_, g1T_, prev1T_;
+  // With sparse input, the sums over parts 1.. of the minibatch (kGradientParts in mlp.cpp):
+  // layer 1's non-bias columns transposed (like g1T_), the rest like grads_. Part 0's are
+  // g1T_ and grads_ themselves, to which the others are added.
+  std::vector<AlignedVector<T>> g1TParts_;
+  std::vector<std::vector<AlignedVector<T>>> gradParts_;
   // Small layers (smallLayer): weights[l]'s non-bias columns transposed (n_l x rowStride(n_{l+1}))
   // for the forward product, and as rows (n_{l+1} x rowStride(n_l)) for the backward product.
   std::vector<AlignedVector<T>> smallWT_, smallW_;

@@ -86,7 +86,12 @@ class ThreadPool {
   // done. Tasks are coarse (a few per thread), so claiming them under the lock costs nothing measurable.
   // If a task throws (std::bad_alloc for a buffer, say), the other tasks still run, and the first
   // exception is rethrown here on the calling thread once every task is done.
-  void run(std::size_t tasks, const std::function<void(std::size_t)>& fn) {
+  //
+  // With `pinned`, tasks are not claimed: the threads that run take equal contiguous ranges of
+  // them, the calling thread the first (task t always lands on the same thread for the same
+  // number of tasks). Two passes over the same data split alike then find it in the cache of
+  // the core that wrote it, instead of fetching it from the other core's.
+  void run(std::size_t tasks, const std::function<void(std::size_t)>& fn, bool pinned = false) {
     if (tasks == 0) return;
     if (workers_.empty() || tasks == 1) {
       for (std::size_t t = 0; t < tasks; ++t) fn(t);
@@ -98,13 +103,14 @@ class ThreadPool {
       job_ = &fn;
       tasks_ = tasks;
       next_ = 0;
+      pinned_ = pinned;
       error_ = nullptr;
       pending_.store(tasks, std::memory_order_relaxed);
       gen = generation_.load(std::memory_order_relaxed) + 1;
       generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();
-    work(gen);
+    work(gen, 0);
     if (!spinUntil([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
@@ -130,14 +136,35 @@ class ThreadPool {
     }
   }
 
-  void work(unsigned long gen) {
+  // Runs tasks of run number `gen` as thread `self` (0: the caller, i + 1: workers_[i]).
+  void work(unsigned long gen, std::size_t self) {
+    std::size_t mine = 0, mineEnd = 0;  // a pinned run's tasks for this thread
+    bool pinned;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (generation_.load(std::memory_order_relaxed) != gen) return;
+      pinned = pinned_;
+      if (pinned) {
+        // Every thread of workers_ (and the caller) takes part in every run: none is retired
+        // while a run is in progress.
+        const std::size_t n = workers_.size() + 1, base = tasks_ / n, extra = tasks_ % n;
+        mine = self * base + std::min(self, extra);
+        mineEnd = mine + base + (self < extra ? 1 : 0);
+      }
+    }
     for (;;) {
       std::size_t t;
       const std::function<void(std::size_t)>* job;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (generation_.load(std::memory_order_relaxed) != gen || next_ >= tasks_) return;
-        t = next_++;
+        if (generation_.load(std::memory_order_relaxed) != gen) return;
+        if (pinned) {
+          if (mine >= mineEnd) return;
+          t = mine++;
+        } else {
+          if (next_ >= tasks_) return;
+          t = next_++;
+        }
         job = job_;
       }
       std::exception_ptr error;
@@ -180,7 +207,7 @@ class ThreadPool {
       }
       if (retired()) return;
       seen = generation_.load(std::memory_order_acquire);
-      work(seen);
+      work(seen, index + 1);
     }
   }
 
@@ -191,6 +218,7 @@ class ThreadPool {
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t tasks_ = 0;  // tasks_, next_ and job_ change under the mutex
   std::size_t next_ = 0;
+  bool pinned_ = false;  // the current run's (under the mutex)
   std::atomic<std::size_t> pending_{0};  // changes under the mutex; read without it while spinning
   std::exception_ptr error_;  // the first exception a task of the current run() threw; under the mutex
   std::atomic<unsigned long> generation_{0};

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../kernels/threadpool.h"
@@ -55,13 +57,29 @@ unsigned long long addressSpace() {
 }
 
 // Runs `tasks` tasks and checks each ran exactly once.
-bool runsEveryTaskOnce(mlp::ThreadPool& pool, std::size_t tasks) {
+bool runsEveryTaskOnce(mlp::ThreadPool& pool, std::size_t tasks, bool pinned = false) {
   std::vector<std::atomic<int>> ran(tasks);
   for (auto& r : ran) r.store(0);
-  pool.run(tasks, [&](std::size_t t) { ran[t].fetch_add(1); });
+  pool.run(tasks, [&](std::size_t t) { ran[t].fetch_add(1); }, pinned);
   for (auto& r : ran)
     if (r.load() != 1) return false;
   return true;
+}
+
+// Pinned runs: task 0 runs on the calling thread, each thread takes one contiguous range of the
+// tasks (at most running() of them), and every task lands on the same thread in a second run.
+bool pinsTasks(mlp::ThreadPool& pool, std::size_t tasks) {
+  std::vector<std::thread::id> first(tasks), second(tasks);
+  pool.run(tasks, [&](std::size_t t) { first[t] = std::this_thread::get_id(); }, true);
+  pool.run(tasks, [&](std::size_t t) { second[t] = std::this_thread::get_id(); }, true);
+  if (first != second || first[0] != std::this_thread::get_id()) return false;
+  std::vector<std::thread::id> seen{first[0]};
+  for (std::size_t t = 1; t < tasks; ++t) {
+    if (first[t] == first[t - 1]) continue;
+    if (std::find(seen.begin(), seen.end(), first[t]) != seen.end()) return false;
+    seen.push_back(first[t]);
+  }
+  return seen.size() <= pool.running();
 }
 
 // Touches `bytes` of this thread's stack now, so that its growth does not need address space
@@ -102,6 +120,8 @@ void defaultCap() {
         "with the default cap a 1000-thread pool starts " + std::to_string(started) + " threads (" +
             std::to_string(cpus) + " usable CPUs), threads() stays 1000");
   check(runsEveryTaskOnce(pool, 4000), "it runs each of 4000 tasks once");
+  check(runsEveryTaskOnce(pool, 4000, true) && pinsTasks(pool, 4000) && pinsTasks(pool, 3),
+        "pinned, it runs each task once, in one contiguous range per thread, on the same thread every time");
 }
 
 void noRoom() {
@@ -122,13 +142,14 @@ void noRoom() {
     mlp::ThreadPool pool(1000, 999);
     running = pool.running();
     pool.run(ran.size(), [&](std::size_t t) { ran[t].fetch_add(1); });
+    pool.run(ran.size(), [&](std::size_t t) { ran[t].fetch_add(1); }, true);
   }
   for (void* p : held) std::free(p);
   bool once = true;
-  for (auto& r : ran) once = once && r.load() == 1;
+  for (auto& r : ran) once = once && r.load() == 2;
   check(running == 1, "with no room left a 1000-thread pool runs with " + std::to_string(running - 1) +
                           " threads besides the caller");
-  check(once, "it runs each of 100 tasks once, on the caller");
+  check(once, "it runs each of 100 tasks once, on the caller, claimed and pinned");
 }
 
 void refusedPartway() {
@@ -154,6 +175,22 @@ void refusedPartway() {
       rethrown = std::strcmp(e.what(), "task 5") == 0;
     }
     check(rethrown && others.load() == 63, "a task's exception reaches the caller after the other 63 tasks ran");
+    check(runsEveryTaskOnce(pool, 4000, true) && pinsTasks(pool, 4000),
+          "pinned, it runs each of 4000 tasks once, one contiguous range per running thread");
+    rethrown = false;
+    others = 0;
+    try {
+      pool.run(
+          64,
+          [&](std::size_t t) {
+            if (t == 63) throw std::runtime_error("task 63");
+            others.fetch_add(1);
+          },
+          true);
+    } catch (const std::runtime_error& e) {
+      rethrown = std::strcmp(e.what(), "task 63") == 0;
+    }
+    check(rethrown && others.load() == 63, "pinned, a task's exception reaches the caller after the other 63 ran");
   }
   mlp::ThreadPool pool(1000, 999);
   check(pool.running() - 1 <= kept, "a later pool starts " + std::to_string(pool.running() - 1) +
