@@ -586,8 +586,6 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   if (!sparse_)
     for (std::size_t l = 0; l < L; ++l) sums += regSums(weights[l] + 1, units(l + 1), units(l) + 1, units(l));
 
-  forward(weights, rows, 0, m, true);
-
   // Regularisation and update of every layer but a sparse layer 1's non-bias columns (from the
   // gradient in grads_).
   auto smallUpdate = [&]() {
@@ -604,6 +602,7 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   };
 
   if (!sparse_) {
+    forward(weights, rows, 0, m, true);
     // The cross-entropy terms' sum, in sample order.
     double cost = 0;
     for (std::size_t k = 0, n = m * units(L); k < n; ++k) cost += costTerms_[k];
@@ -614,7 +613,9 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
 
   // Sparse input. First every sum over the minibatch, in kGradientParts parts of it (each part's
   // layer-1 sums split by feature blocks when there are threads to spare): part p's task(s) run on
-  // the thread(s) that ran the forward pass of its samples.
+  // the thread(s) that ran the forward pass of its samples. With one task per part, the task runs
+  // that forward pass itself, just before (one pass fewer to wait for, and a thread that is held
+  // up in one half may catch up in the other).
   const std::size_t K = units(0), H = units(1), ld = ld_[1], stride = K + 1;
   if (gradParts_.size() != kGradientParts - 1) {
     gradParts_.assign(kGradientParts - 1, {});
@@ -633,11 +634,16 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
                : 1;
   const std::vector<std::size_t> partSplit = featureSplit(perPart);
   double partCost[kGradientParts] = {};
+  if (perPart == 1)
+    packSmallLayers(weights);
+  else
+    forward(weights, rows, 0, m, true);
   runTasks(
       kGradientParts * perPart,
       [&](std::size_t task) {
         const std::size_t p = task / perPart, f = task % perPart;
         const std::size_t r0 = splitStart(m, kGradientParts, p), r1 = splitStart(m, kGradientParts, p + 1);
+        if (perPart == 1) samplePass(task, weights, rows, 0, r0, r1, true);
         if (f == 0) {
           // The cross-entropy terms' sum, in sample order.
           double cost = 0;
