@@ -427,13 +427,14 @@ template <typename T, typename X>
 void Trainer<T, X>::forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward) {
   packSmallLayers(weights);
   const std::size_t tasks = tasksFor(m * units(0) * units(1) / 4);
-  // Pinned: each thread's samples are the ones it sums the gradient over next (kGradientParts).
+  // Pinned with sparse input: each thread's samples are the ones it sums the gradient over next
+  // (kGradientParts).
   runTasks(
       tasks,
       [&](std::size_t t) {
         samplePass(t, weights, rows, row0, splitStart(m, tasks, t), splitStart(m, tasks, t + 1), backward);
       },
-      true);
+      sparse_);
 }
 
 // grad1[:, 1:]^T rows for the features of blocks [b0, b1), summed over the minibatch's samples

@@ -148,7 +148,8 @@ class Trainer {
     return rows ? static_cast<std::size_t>(rows[r]) : row0 + r;
   }
   // With several threads, passes are cut into a few tasks per thread, claimed as threads come
-  // free (a thread that is held up does not hold up the others).
+  // free (a thread that is held up does not hold up the others); training's passes on sparse
+  // input are pinned instead, so that each thread works on the samples whose rows it holds.
   std::size_t threads() const { return pool_ ? pool_->threads() : 1; }
   std::size_t maxTasks() const { return threads() * kTasksPerThread; }
   static constexpr std::size_t kTasksPerThread = 4;
