@@ -2,8 +2,10 @@
 // problem size, never on which thread runs them, so results do not depend on the thread count.
 //
 // A training step runs two short parallel passes per minibatch (a few milliseconds each), so
-// waiting threads first spin briefly on atomics (a pass usually follows within microseconds)
-// and only then block on a condition variable.
+// waiting threads first spin on atomics (a pass usually follows within microseconds) and only
+// then block on a condition variable: for 50 microseconds by default, longer while the owner
+// says that more passes follow at once (setSpin), since waking a blocked thread costs tens of
+// microseconds on a virtual machine, more than a thread held up by the other's larger share.
 #pragma once
 
 #include <algorithm>
@@ -82,6 +84,12 @@ class ThreadPool {
   // The threads that actually run tasks, the caller's included (at most threads()).
   unsigned running() const { return static_cast<unsigned>(workers_.size()) + 1; }
 
+  // How long a waiting thread spins before it blocks, from now on (a thread spinning already
+  // sees the change at its next check). The owner raises it while passes follow back to back
+  // and lowers it when they stop, so that idle workers do not hold a core.
+  static constexpr std::chrono::microseconds kDefaultSpin{50};
+  void setSpin(std::chrono::microseconds spin) { spinMicros_.store(spin.count(), std::memory_order_relaxed); }
+
   // Runs fn(task) for every task in [0, tasks); the calling thread works too. Returns when all are
   // done. Tasks are coarse (a few per thread), so claiming them under the lock costs nothing measurable.
   // If a task throws (std::bad_alloc for a buffer, say), the other tasks still run, and the first
@@ -125,14 +133,16 @@ class ThreadPool {
   }
 
  private:
-  // Spins for a short while until pred() holds; false if it did not.
+  // Spins for a while (setSpin) until pred() holds; false if it did not.
   template <typename Pred>
-  static bool spinUntil(Pred pred) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+  bool spinUntil(Pred pred) const {
+    const auto start = std::chrono::steady_clock::now();
     for (unsigned i = 0;; ++i) {
       if (pred()) return true;
       MLP_SPIN_PAUSE();
-      if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return false;
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() - start >
+                                std::chrono::microseconds(spinMicros_.load(std::memory_order_relaxed)))
+        return false;
     }
   }
 
@@ -222,6 +232,7 @@ class ThreadPool {
   std::atomic<std::size_t> pending_{0};  // changes under the mutex; read without it while spinning
   std::exception_ptr error_;  // the first exception a task of the current run() threw; under the mutex
   std::atomic<unsigned long> generation_{0};
+  std::atomic<long long> spinMicros_{kDefaultSpin.count()};
   // Workers whose index is at least this end (the destructor sets it to 0).
   std::atomic<std::size_t> keep_{static_cast<std::size_t>(-1)};
 };

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -198,6 +199,46 @@ void refusedPartway() {
   check(runsEveryTaskOnce(pool, 1000), "it runs each of 1000 tasks once");
 }
 
+// This process's CPU time (all threads) in milliseconds.
+double cpuMs() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3;
+}
+
+// CPU time the process uses while this thread sleeps `ms` milliseconds.
+double cpuWhileSleeping(int ms) {
+  const double before = cpuMs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return cpuMs() - before;
+}
+
+// setSpin: runs work whether waiting threads block at once or spin long, and a worker that is
+// spinning stops soon after the spin is lowered again (it does not hold a core while idle).
+void spinSettings() {
+  mlp::ThreadPool pool(2);
+  pool.setSpin(std::chrono::microseconds(0));
+  bool once = true;
+  for (int i = 0; i < 200; ++i) once = runsEveryTaskOnce(pool, 8, i % 2 == 1) && once;
+  check(once, "with no spin (every wait blocks) 200 runs each run every task once");
+  pool.setSpin(std::chrono::seconds(10));
+  for (int i = 0; i < 200; ++i) once = runsEveryTaskOnce(pool, 8, i % 2 == 1) && once;
+  check(once, "with a long spin 200 runs each run every task once");
+  if (pool.running() < 2) {
+    std::printf("(one CPU: no worker to watch spinning)\n");
+    pool.setSpin(mlp::ThreadPool::kDefaultSpin);
+    return;
+  }
+  const double spinning = cpuWhileSleeping(200);
+  pool.setSpin(mlp::ThreadPool::kDefaultSpin);
+  const double idle = cpuWhileSleeping(200);
+  check(spinning > 50 && idle < 20,
+        "an idle worker used " + std::to_string(static_cast<int>(spinning)) +
+            " ms of CPU in 200 ms while the spin was long (> 50 expected) and " +
+            std::to_string(static_cast<int>(idle)) + " ms after it was lowered (< 20 expected)");
+  check(runsEveryTaskOnce(pool, 8), "then it runs every task once");
+}
+
 // Runs a scenario in a child process of its own (its own limit, no stacks of ended threads kept
 // for reuse, the pools' process-wide ceiling fresh); true if it passed.
 bool inChild(const char* name, void (*scenario)()) {
@@ -224,6 +265,7 @@ int main() {
   bool ok = inChild("the default cap", defaultCap);
   ok = inChild("no room for any thread", noRoom) && ok;
   ok = inChild("threads refused partway", refusedPartway) && ok;
+  ok = inChild("spin settings", spinSettings) && ok;
   std::printf("%s\n", ok ? "pool check: all passed" : "pool check: FAILED");
   return ok ? 0 : 1;
 }
