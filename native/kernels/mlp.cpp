@@ -645,12 +645,61 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
     packSmallLayers(weights);
   else
     forward(weights, rows, 0, m, true);
+  // On two threads that both run, the halves' forward passes need not meet at the middle: a
+  // shared host often slows one core for a while, so the thread that was ahead in the last
+  // minibatch first runs the forward pass of `lent` samples of the other half (at its edge) and
+  // then flags them done; the other thread sums its half once they are. Every sum is still taken
+  // by one thread over one fixed half in order, so no result depends on the shift.
+  static_assert(kGradientParts == 2, "the forward shift lends samples between two halves");
+  const std::size_t mid = splitStart(m, kGradientParts, 1);
+  const bool shifting = perPart == 1 && parallel && pool_ && pool_->running() >= 2;
+  const std::ptrdiff_t lent =
+      shifting ? std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(std::lround(forwardShift_)),
+                                            -static_cast<std::ptrdiff_t>(mid / 2),
+                                            static_cast<std::ptrdiff_t>((m - mid) / 2))
+               : 0;
+  // 0: the lent samples' forward pass is running, 1: done, 2: it threw (the pool rethrows that).
+  std::atomic<int> lentState{0};
+  double busy[kGradientParts] = {};
   runTasks(
       kGradientParts * perPart,
       [&](std::size_t task) {
+        const auto started = std::chrono::steady_clock::now();
+        std::chrono::steady_clock::duration waited{};
         const std::size_t p = task / perPart, f = task % perPart;
         const std::size_t r0 = splitStart(m, kGradientParts, p), r1 = splitStart(m, kGradientParts, p + 1);
-        if (perPart == 1) samplePass(task, weights, rows, 0, r0, r1, true);
+        if (perPart == 1) {
+          // With lent > 0, thread 0 runs half 1's first samples; with lent < 0, thread 1 runs half 0's last.
+          const bool helper = lent != 0 && (p == 0) == (lent > 0), helped = lent != 0 && !helper;
+          if (helper) {
+            struct Flag {
+              std::atomic<int>& state;
+              int value = 2;
+              ~Flag() { state.store(value, std::memory_order_release); }
+            } flag{lentState};
+            const std::size_t l0 = lent > 0 ? mid : mid - static_cast<std::size_t>(-lent);
+            const std::size_t l1 = lent > 0 ? mid + static_cast<std::size_t>(lent) : mid;
+            // Its own scratch: the helped thread reads these samples' copied rows after this returns.
+            samplePass(kGradientParts + p, weights, rows, 0, l0, l1, true);
+            flag.value = 1;
+          }
+          const std::size_t own0 = p == 1 && lent > 0 ? mid + static_cast<std::size_t>(lent) : r0;
+          const std::size_t own1 = p == 0 && lent < 0 ? mid - static_cast<std::size_t>(-lent) : r1;
+          samplePass(task, weights, rows, 0, own0, own1, true);
+          if (helped) {
+            const auto from = std::chrono::steady_clock::now();
+            int state;
+            while ((state = lentState.load(std::memory_order_acquire)) == 0) MLP_SPIN_PAUSE();
+            waited = std::chrono::steady_clock::now() - from;
+            if (state != 1) return;  // the helper's exception reaches the caller
+          }
+        }
+        struct Busy {
+          double& seconds;
+          std::chrono::steady_clock::time_point started;
+          const std::chrono::steady_clock::duration& waited;
+          ~Busy() { seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started - waited).count(); }
+        } timing{busy[p], started, waited};
         if (f == 0) {
           // The cross-entropy terms' sum, in sample order.
           double cost = 0;
@@ -662,6 +711,12 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
                            p == 0 ? g1T_.data() : g1TParts_[p - 1].data());
       },
       true);
+  if (shifting && busy[0] > 0 && busy[1] > 0) {
+    // Half of the samples that would even the two threads' busy times out next time, counting a
+    // sample's forward pass as about half of its work in a task.
+    forwardShift_ = static_cast<double>(lent) +
+                    0.5 * static_cast<double>(m) * (busy[1] - busy[0]) / (busy[0] + busy[1]);
+  }
   double cost = 0;
   for (std::size_t p = 0; p < kGradientParts; ++p) cost += partCost[p];
 

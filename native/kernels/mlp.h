@@ -86,6 +86,11 @@ class Trainer {
   // `compress`: build the non-zero index of the whole input now (worth it for many epochs).
   Trainer(std::vector<int32_t> sizes, Input<X> x, const int32_t* labels, unsigned threads, Isa isa, bool compress);
 
+  // Where the balance between two threads' forward passes starts (gradient() moves it after each
+  // minibatch by the threads' timings; tests start it at its extremes): samples of half 1 whose
+  // forward pass thread 0 runs (> 0), or of half 0 that thread 1 runs (< 0). Changes no result.
+  void startForwardShift(double samples) { forwardShift_ = samples; }
+
   // One epoch of minibatch steps over `order`; returns the number of minibatches completed
   // (fewer when *stop becomes non-zero; it is read before each minibatch).
   std::size_t epoch(T* const* weights, T* const* prevDelta, const int32_t* order, std::size_t n,
@@ -203,6 +208,9 @@ class Trainer {
   std::size_t width1_ = 0;  // the vector width of layer-1 rows (units rounded up to whole vectors)
   bool scatterGradient_ = false;  // how firstLayerGradient works (kScatterVectors in mlp.cpp)
   std::vector<double> blockWeight_;  // non-zeros per feature block (to balance the gradient's tasks)
+  // Samples of one half whose forward pass the other half's thread runs (gradient(); a balance
+  // of the threads' speeds, changing no result): > 0 half 1's first, < 0 half 0's last.
+  double forwardShift_ = 0;
   std::vector<RegSums> blockSums_;   // layer 1's regularisation sums by feature block (sparse input)
 
   // The input's non-zeros when compressed: one record per row (recordWords), row r's at word

@@ -24,7 +24,7 @@ struct Run {
 
 template <typename T, typename X>
 Run<T, X> train(const std::vector<int32_t>& sizes, const std::vector<X>& data, std::size_t rows, std::size_t cols,
-                const std::vector<int32_t>& labels, unsigned threads, mlp::Isa isa) {
+                const std::vector<int32_t>& labels, unsigned threads, mlp::Isa isa, double shift = 0) {
   Run<T, X> run;
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> uniform(-0.1, 0.1);
@@ -41,6 +41,7 @@ Run<T, X> train(const std::vector<int32_t>& sizes, const std::vector<X>& data, s
   }
   const mlp::Input<X> input{data.data(), rows, cols};
   mlp::Trainer<T, X> trainer(sizes, input, labels.data(), threads, isa, true);
+  trainer.startForwardShift(shift);
   std::vector<int32_t> order(rows);
   for (std::size_t i = 0; i < rows; ++i) order[i] = static_cast<int32_t>((i * 7919) % rows);
   const mlp::StepParams params{0.001, 0.001, 0.01, 0.1};
@@ -83,6 +84,14 @@ int check(const char* name, double density, mlp::Isa isa) {
   for (unsigned threads : {2u, 3u}) {
     const bool ok = same(one, train<T, X>(sizes, data, rows, cols, labels, threads, isa));
     std::printf("%s, %s, %u threads: %s\n", name, mlp::isaName(isa), threads, ok ? "same bits as 1 thread" : "DIFFERENT");
+    failures += !ok;
+  }
+  // Two threads whose forward passes start shifted as far as they go, either way (a sparse
+  // input's halves; elsewhere the shift is unused).
+  for (double shift : {1e9, -1e9}) {
+    const bool ok = same(one, train<T, X>(sizes, data, rows, cols, labels, 2, isa, shift));
+    std::printf("%s, %s, 2 threads, forward shift %s: %s\n", name, mlp::isaName(isa), shift > 0 ? "+max" : "-max",
+                ok ? "same bits as 1 thread" : "DIFFERENT");
     failures += !ok;
   }
   return failures;
