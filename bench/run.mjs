@@ -734,9 +734,10 @@ async function main() {
             `"Ratio / ceiling" divides each round's 2-thread ratio by that round's ceiling: near 1 means the code gets what the ` +
             `machine gave two threads at that moment.` +
             (lineTransfer && lineTransfer.beforeNs !== null && lineTransfer.afterNs !== null
-              ? ` The two threads of an epoch also exchange data every minibatch (each sums the gradient over the samples whose ` +
-                `forward pass it ran, then updates half of the weights from both threads' sums, and the next forward pass reads ` +
-                `all of them), which independent epochs do not: a cache line passed between two threads of the ` +
+              ? ` The two threads of an epoch also exchange data every minibatch (each sums the gradient over one half of the ` +
+                `minibatch, whose forward pass it ran but for a few samples the other thread runs when it was ahead in the last ` +
+                `minibatch, then updates half of the weights from both halves' sums, and the next forward pass reads all of ` +
+                `them), which independent epochs do not: a cache line passed between two threads of the ` +
                 `process took ${fmt(lineTransfer.beforeNs)} ns one way before these trials and ${fmt(lineTransfer.afterNs)} ns ` +
                 `after them (median of 3 runs of 200,000 round trips, JavaScript atomics' cost included).`
               : '') +
