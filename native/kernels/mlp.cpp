@@ -39,9 +39,9 @@ constexpr std::size_t kGradientBlockBytes = 24576;
 // 7-8 vectors, the sort as fast or 1.08x faster (stores are the first's limit).
 constexpr std::size_t kScatterVectors = 4;
 // While an epoch runs, a thread that waits for the other (for its share of a pass, or for the next
-// pass) spins this long before it blocks: the gaps are short and a blocked thread's wake-up is
-// not. Measured on Zen 5, 2 threads, against the pool's 50 us: 1.01x faster epochs when the two
-// threads' shares were even, 1.03-1.08x when the host slowed one of them.
+// pass) spins this long before it blocks: the gaps are short, and a blocked thread has to be
+// woken through the kernel. Measured on Zen 5, 2 threads, against the pool's 50 us: 1.01x faster
+// epochs when the two threads' shares were even, 1.09-1.11x while the host slowed one of them.
 constexpr std::chrono::microseconds kEpochSpin{1000};
 // Features per step of the layer-1 gradient's transposition into the weights' layout.
 constexpr std::size_t kTransposeBlock = 16;

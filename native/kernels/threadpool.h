@@ -4,8 +4,8 @@
 // A training step runs two short parallel passes per minibatch (a few milliseconds each), so
 // waiting threads first spin on atomics (a pass usually follows within microseconds) and only
 // then block on a condition variable: for 50 microseconds by default, longer while the owner
-// says that more passes follow at once (setSpin), since waking a blocked thread costs tens of
-// microseconds on a virtual machine, more than a thread held up by the other's larger share.
+// says that more passes follow at once (setSpin), since a blocked thread has to be woken
+// through the kernel.
 #pragma once
 
 #include <algorithm>
