@@ -90,6 +90,9 @@ class Trainer {
   // minibatch by the threads' timings; tests start it at its extremes): samples of half 1 whose
   // forward pass thread 0 runs (> 0), or of half 0 that thread 1 runs (< 0). Changes no result.
   void startForwardShift(double samples) { forwardShift_ = samples; }
+  // Likewise where the update's split of layer 1's features between two threads starts (in
+  // kUpdateUnit units of features, clamped to leave each thread one). Changes no result.
+  void startUpdateBoundary(double units) { updateBoundary_ = units; }
 
   // One epoch of minibatch steps over `order`; returns the number of minibatches completed
   // (fewer when *stop becomes non-zero; it is read before each minibatch).
@@ -211,7 +214,11 @@ class Trainer {
   // Samples of one half whose forward pass the other half's thread runs (gradient(); a balance
   // of the threads' speeds, changing no result): > 0 half 1's first, < 0 half 0's last.
   double forwardShift_ = 0;
-  std::vector<RegSums> blockSums_;   // layer 1's regularisation sums by feature block (sparse input)
+  std::vector<RegSums> unitSums_;   // layer 1's regularisation sums by update unit (sparse input)
+  // The update's split of layer 1's units between tasks, and on two threads where the boundary
+  // goes next (gradient(); moved by the threads' busy times, changing no result).
+  std::vector<std::size_t> updateSplit_;
+  double updateBoundary_ = 0;
 
   // The input's non-zeros when compressed: one record per row (recordWords), row r's at word
   // rowStart_[r] of records_, so that a minibatch's copy reads each (random) row in one piece.

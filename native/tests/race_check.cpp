@@ -42,6 +42,7 @@ Run<T, X> train(const std::vector<int32_t>& sizes, const std::vector<X>& data, s
   const mlp::Input<X> input{data.data(), rows, cols};
   mlp::Trainer<T, X> trainer(sizes, input, labels.data(), threads, isa, true);
   trainer.startForwardShift(shift);
+  if (shift != 0) trainer.startUpdateBoundary(shift > 0 ? 0.5 : 1e9);
   std::vector<int32_t> order(rows);
   for (std::size_t i = 0; i < rows; ++i) order[i] = static_cast<int32_t>((i * 7919) % rows);
   const mlp::StepParams params{0.001, 0.001, 0.01, 0.1};
@@ -86,12 +87,12 @@ int check(const char* name, double density, mlp::Isa isa) {
     std::printf("%s, %s, %u threads: %s\n", name, mlp::isaName(isa), threads, ok ? "same bits as 1 thread" : "DIFFERENT");
     failures += !ok;
   }
-  // Two threads whose forward passes start shifted as far as they go, either way (a sparse
-  // input's halves; elsewhere the shift is unused).
+  // Two threads whose forward passes start shifted as far as they go, either way, and whose
+  // update's split starts at either end (a sparse input's; elsewhere both are unused).
   for (double shift : {1e9, -1e9}) {
     const bool ok = same(one, train<T, X>(sizes, data, rows, cols, labels, 2, isa, shift));
-    std::printf("%s, %s, 2 threads, forward shift %s: %s\n", name, mlp::isaName(isa), shift > 0 ? "+max" : "-max",
-                ok ? "same bits as 1 thread" : "DIFFERENT");
+    std::printf("%s, %s, 2 threads, forward shift and update split %s: %s\n", name, mlp::isaName(isa),
+                shift > 0 ? "+max" : "-max", ok ? "same bits as 1 thread" : "DIFFERENT");
     failures += !ok;
   }
   return failures;
