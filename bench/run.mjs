@@ -358,13 +358,8 @@ function targets(byId, dtypeSection, threadsSection, scalingSection, floorSectio
       r && need ? r.gflops >= need : null,
     );
   }
-  const f32f64 = ratio(f64, f32);
-  const pairedF32 = dtypeSection?.medianRatio ?? null;
-  if (pairedF32 !== null) {
-    add('native float32 ≈ 2× native float64 (median of paired epochs in one process)', `${times(pairedF32)} (separate processes: ${times(f32f64)})`, pairedF32 >= 1.8);
-  } else {
-    add('native float32 ≈ 2× native float64 (per epoch)', times(f32f64), f32f64 === null ? null : f32f64 >= 1.8);
-  }
+  // float32 against float64 is reported in its own section, not as a target: the issue's float32
+  // target is its epoch time (0.035 s, the row above), which does not move with float64's.
   for (const [id, name] of [['tfjs-cpu', "TensorFlow.js's cpu backend"], ['brain', 'brain.js']]) {
     const r = ratio(ok(id), ts);
     add(`TypeScript backend ≥ 4× ${name} (per epoch)`, times(r), r === null ? null : r >= 4);
@@ -688,7 +683,9 @@ async function main() {
     sections.push(
       `### float32 vs float64\n\nPaired in one process: ${dtypeSection.rounds} rounds, each timing one native epoch in float64 and one in float32 ` +
         `(${dtypeSection.threads ?? 'default'} threads) back to back (the second epoch of a fresh fit; which goes first alternates). ` +
-        `The float32 target is judged on the median of the pair ratios.\n\n` +
+        `Shown, not a target: the issue's float32 target is its epoch time (0.035 s: the compute-floor row of the targets), ` +
+        `and float64's is met with room, so a ratio of 2 would ask float32 for more than the issue does. The ratio shows how much ` +
+        `of float32's halved bytes the epoch gains.\n\n` +
         mdTable(
           ['float64 s/epoch (median)', 'float32 s/epoch (median)', 'pair ratios', 'median ratio'],
           [[fmt(median(dtypeSection.seconds[0])), fmt(median(dtypeSection.seconds[1])), dtypeSection.ratios.map((r) => fmt(r)).join(', '), times(dtypeSection.medianRatio)]],
