@@ -541,7 +541,8 @@ void Trainer<T, X>::partialGradients(std::size_t task, std::size_t r0, std::size
     const T* d = deltas_[l].data() + r0 * ld;
     T* gl = g[l - 1].data();
     // Bias column: the sum of the deltas, in sample order.
-    std::vector<T> acc(ld, T(0));
+    T* const acc = scratch_[task].biasSums.ensure(ld);
+    std::fill(acc, acc + ld, T(0));
     for (std::size_t r = 0; r < m; ++r) {
       const T* dr = d + r * ld;
       for (std::size_t o = 0; o < ld; ++o) acc[o] += dr[o];
@@ -569,8 +570,8 @@ void Trainer<T, X>::partialGradients(std::size_t task, std::size_t r0, std::size
 }
 
 template <typename T, typename X>
-std::vector<std::size_t> Trainer<T, X>::featureSplit(std::size_t parts) const {
-  std::vector<std::size_t> split(parts + 1, featureBlocks_);
+void Trainer<T, X>::featureSplit(std::size_t parts, std::vector<std::size_t>& split) const {
+  split.assign(parts + 1, featureBlocks_);
   split[0] = 0;
   double total = 0;
   for (std::size_t b = 0; b < featureBlocks_; ++b) total += blockWeight_.empty() ? 1.0 : blockWeight_[b];
@@ -582,7 +583,6 @@ std::vector<std::size_t> Trainer<T, X>::featureSplit(std::size_t parts) const {
   }
   for (std::size_t i = 1; i <= parts; ++i) split[i] = std::max(split[i], split[i - 1]);
   split[parts] = featureBlocks_;
-  return split;
 }
 
 template <typename T, typename X>
@@ -644,7 +644,8 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   const std::size_t perPart =
       parallel ? std::min(featureBlocks_, std::max<std::size_t>(1, (threads() + kGradientParts - 1) / kGradientParts))
                : 1;
-  const std::vector<std::size_t> partSplit = featureSplit(perPart);
+  std::vector<std::size_t>& partSplit = partSplit_;
+  featureSplit(perPart, partSplit);
   double partCost[kGradientParts] = {};
   if (perPart == 1)
     packSmallLayers(weights);

@@ -132,6 +132,7 @@ class Trainer {
     RawBuffer<uint32_t> cscEnd;        // where each feature's next non-zero of a sample block goes
     RawBuffer<ColumnEntry<X>> cscEntries;
     GemmBuffers<T> gemm;
+    RawBuffer<T> biasSums;  // partialGradients' bias column, a layer at a time
   };
 
   // A compressed row's record: its featureBlocks_ + 1 bounds (uint32), then the features of its
@@ -185,7 +186,7 @@ class Trainer {
   void partialGradients(std::size_t task, std::size_t r0, std::size_t r1, const int32_t* rows,
                         std::vector<AlignedVector<T>>& g);
   // Feature blocks [0, featureBlocks_) cut into `parts` ranges of about equal non-zeros.
-  std::vector<std::size_t> featureSplit(std::size_t parts) const;
+  void featureSplit(std::size_t parts, std::vector<std::size_t>& split) const;
   void regularise(std::size_t l, T* const* weights, std::size_t c0, std::size_t c1, double l1, double l2);
   void updateColumns(std::size_t l, T* const* weights, T* const* prevDelta, std::size_t c0, std::size_t c1,
                      const StepParams& p);
@@ -218,6 +219,7 @@ class Trainer {
   // The update's split of layer 1's units between tasks, and on two threads where the boundary
   // goes next (gradient(); moved by the threads' busy times, changing no result).
   std::vector<std::size_t> updateSplit_;
+  std::vector<std::size_t> partSplit_;  // each part's layer-1 sums split by feature blocks (gradient())
   double updateBoundary_ = 0;
 
   // The input's non-zeros when compressed: one record per row (recordWords), row r's at word
