@@ -386,6 +386,43 @@ describe('mlp train, other ways of running it', () => {
     expect(createHash('sha256').update(Uint8Array.from(predicted)).digest('hex')).toBe(summary.results.testPredictionsSha256);
     expect(decodePng(await readFile(join(out, 'cost.png'))).width).toBe(COST_PLOT_SIZE.width);
   });
+
+  it.each([0, 30, 150])(
+    'a second Ctrl-C %i ms after the first quits with 130 and leaves each output whole or absent, no temporary file',
+    async (delayMs) => {
+      const out = join(tmp, `twice-${delayMs}`);
+      const child = start(['train', '--epochs', '100000', '--subset', '2000', '--test-subset', '500', '--backend', mainBackend, '--out', out]);
+      const done = finished(child);
+      await new Promise<void>((resolve, reject) => {
+        let seen = '';
+        const timer = setTimeout(() => reject(new Error(`no epoch line; stderr so far: ${seen}`)), 60_000);
+        child.stderr!.on('data', (s: string) => {
+          seen += s;
+          if (/^Epoch\s+1\/100000 /m.test(seen)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill('SIGINT');
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (child.exitCode === null) child.kill('SIGINT');
+      const r = await done;
+      // 130 from the CLI, or (a second Ctrl-C after train() has finished and let go of SIGINT, while
+      // the process winds down) the signal's default action, which a shell reports as 130 too.
+      expect(r.code === 130 || (r.code === null && r.signal === 'SIGINT'), `${r.code} ${r.signal} ${r.stderr}`).toBe(true);
+      const files = (await readdir(out)).sort();
+      expect(files.filter((f) => f.startsWith('.partial-'))).toEqual([]);
+      // The outputs are written together once training has stopped: all of them, or none.
+      expect(files.length === 0 || files.join() === 'cost.png,misclassified.png,model.json,summary.json', files.join()).toBe(true);
+      if (files.length) {
+        const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
+        expect(summary.interrupted).toBe(true);
+        await NeuralNetMLP.load(join(out, 'model.json'), { backend: mainBackend });
+        expect(decodePng(await readFile(join(out, 'misclassified.png'))).width).toBeGreaterThan(0);
+      }
+    },
+  );
 });
 
 describe('errors are one line and a non-zero exit, never a stack trace', () => {

@@ -3,8 +3,7 @@
  * keeps what was learned, and the seed's outputs written into a new folder.
  */
 import { createHash } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { NeuralNetMLP, type MLPOptions } from '../index.js';
 import { type CommandSpec, UsageError, parseFlags } from './args.js';
@@ -39,7 +38,7 @@ stderr, the accuracies and timings to stdout, and model.json, cost.png,
 misclassified.png and summary.json into a new output folder.
 
 Ctrl-C stops after the current minibatch, keeps what was learned and still
-writes the outputs; a second Ctrl-C quits at once without writing anything.`,
+writes the outputs; a second Ctrl-C quits at once without writing them.`,
   flags: {
     hidden: { type: 'integers', value: 'N[,N...]', min: 1, default: [50], group: 'Model', help: 'hidden units; a comma-separated list gives several hidden layers, e.g. 100,50' },
     l1: { type: 'number', value: 'X', min: 0, default: 0, group: 'Model', help: 'L1 regularisation strength' },
@@ -132,26 +131,27 @@ function readConfig(argv: readonly string[]): TrainConfig {
   };
 }
 
-/** The output being written, under its temporary name (a second Ctrl-C removes it). */
-let partialOutput: string | null = null;
-
 /**
  * Writes one output under a temporary name in the same folder, then renames it into place, so
- * that an output file is either whole or absent (a second Ctrl-C exits mid-write).
+ * that an output file is either whole or absent. Synchronously (the outputs are small): a second
+ * Ctrl-C, whose handler runs between turns of the event loop, then never meets a file half
+ * written, and no write still in flight on another thread can create one after the process
+ * has decided to quit.
  */
-async function writeOutput(dir: string, name: string, write: (path: string) => Promise<void>): Promise<void> {
+function writeOutput(dir: string, name: string, write: (path: string) => void): void {
   const path = join(dir, name);
-  // The temporary name ends in the output's own name: save() picks the format by extension.
+  // The temporary name ends in the output's own name: saveSync() picks the format by extension.
   const temporary = join(dir, `.partial-${process.pid}-${name}`);
-  partialOutput = temporary;
   try {
-    await write(temporary);
-    await rename(temporary, path);
+    write(temporary);
+    renameSync(temporary, path);
   } catch (error) {
-    await rm(temporary, { force: true }).catch(() => {});
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // The write's own error is the one to report.
+    }
     throw new CliError(`cannot write ${path}: ${fsErrorMessage(error) ?? (error as Error).message}`);
-  } finally {
-    partialOutput = null;
   }
 }
 
@@ -206,7 +206,6 @@ export async function train(argv: readonly string[]): Promise<number> {
       progress.note('Interrupted: stopping after the current minibatch, then writing the outputs (Ctrl-C again quits without them)');
     } else {
       progress.note('Quit without writing the outputs.');
-      if (partialOutput) rmSync(partialOutput, { force: true });
       process.exit(EXIT_INTERRUPTED);
     }
   };
@@ -251,9 +250,9 @@ export async function train(argv: readonly string[]): Promise<number> {
       }
     }
 
-    await writeOutput(outDir, 'model.json', (path) => nn.save(path));
-    await writeOutput(outDir, 'cost.png', (path) => writeFile(path, costPlotPng(costs, o.minibatches)));
-    await writeOutput(outDir, 'misclassified.png', (path) => writeFile(path, misclassifiedPng(misclassified, testSet.imageRows, testSet.imageCols)));
+    writeOutput(outDir, 'model.json', (path) => nn.saveSync(path));
+    writeOutput(outDir, 'cost.png', (path) => writeFileSync(path, costPlotPng(costs, o.minibatches)));
+    writeOutput(outDir, 'misclassified.png', (path) => writeFileSync(path, misclassifiedPng(misclassified, testSet.imageRows, testSet.imageCols)));
 
     const summary = {
       format: 'neuralnet-mlp-train-summary',
@@ -313,7 +312,7 @@ export async function train(argv: readonly string[]): Promise<number> {
       versions: versionInfo(),
       files: Object.fromEntries(OUTPUT_FILES.map((f) => [f.replace(/\.\w+$/, ''), f])),
     };
-    await writeOutput(outDir, 'summary.json', (path) => writeFile(path, prettyJson(summary) + '\n'));
+    writeOutput(outDir, 'summary.json', (path) => writeFileSync(path, prettyJson(summary) + '\n'));
 
     const out = process.stdout;
     if (config.json) {
