@@ -111,10 +111,11 @@ class ThreadPool {
       job_ = &fn;
       tasks_ = tasks;
       next_ = 0;
-      pinned_ = pinned;
       error_ = nullptr;
+      failed_.store(false, std::memory_order_relaxed);
       pending_.store(tasks, std::memory_order_relaxed);
       gen = generation_.load(std::memory_order_relaxed) + 1;
+      pinnedRun_.store(pinned ? gen : 0, std::memory_order_relaxed);
       generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();
@@ -123,13 +124,16 @@ class ThreadPool {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
     }
-    std::exception_ptr error;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      error = error_;
-      error_ = nullptr;
+    // (The acquire above made every task's writes, failed_'s included, visible here.)
+    if (failed_.load(std::memory_order_relaxed)) {
+      std::exception_ptr error;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        error = error_;
+        error_ = nullptr;
+      }
+      std::rethrow_exception(error);
     }
-    if (error) std::rethrow_exception(error);
   }
 
  private:
@@ -146,21 +150,46 @@ class ThreadPool {
     }
   }
 
+  // Keeps the first exception of the run (under the mutex).
+  void recordError(const std::exception_ptr& error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = error;
+    failed_.store(true, std::memory_order_relaxed);
+  }
+
+  // Counts `count` tasks of the run done; the last wakes the caller if it blocked waiting (the
+  // caller itself, self == 0, need not).
+  void finished(std::size_t count, std::size_t self) {
+    if (count == 0) return;
+    if (pending_.fetch_sub(count, std::memory_order_acq_rel) == count && self != 0) {
+      // Under the mutex: the caller is then either before its check of pending_ or waiting.
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.notify_all();
+    }
+  }
+
   // Runs tasks of run number `gen` as thread `self` (0: the caller, i + 1: workers_[i]).
   void work(unsigned long gen, std::size_t self) {
-    std::size_t mine = 0, mineEnd = 0;  // a pinned run's tasks for this thread
-    bool pinned;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (generation_.load(std::memory_order_relaxed) != gen) return;
-      pinned = pinned_;
-      if (pinned) {
-        // Every thread of workers_ (and the caller) takes part in every run: none is retired
-        // while a run is in progress.
-        const std::size_t n = workers_.size() + 1, base = tasks_ / n, extra = tasks_ % n;
-        mine = self * base + std::min(self, extra);
-        mineEnd = mine + base + (self < extra ? 1 : 0);
+    if (pinnedRun_.load(std::memory_order_acquire) == gen) {
+      // A pinned run cannot end before this thread has run its tasks, so its job and task count
+      // stay as run() set them (before publishing gen) until then: no lock to take per task, so a
+      // pass starts and ends without the threads taking turns on the mutex's cache line.
+      // Every thread of workers_ (and the caller) takes part in every run: none is retired while
+      // a run is in progress.
+      const std::size_t n = workers_.size() + 1, base = tasks_ / n, extra = tasks_ % n;
+      const std::size_t first = self * base + std::min(self, extra), end = first + base + (self < extra ? 1 : 0);
+      const std::function<void(std::size_t)>& job = *job_;
+      std::exception_ptr error;
+      for (std::size_t t = first; t < end; ++t) {
+        try {
+          job(t);
+        } catch (...) {
+          if (!error) error = std::current_exception();
+        }
       }
+      if (error) recordError(error);
+      finished(end - first, self);
+      return;
     }
     for (;;) {
       std::size_t t;
@@ -168,24 +197,16 @@ class ThreadPool {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (generation_.load(std::memory_order_relaxed) != gen) return;
-        if (pinned) {
-          if (mine >= mineEnd) return;
-          t = mine++;
-        } else {
-          if (next_ >= tasks_) return;
-          t = next_++;
-        }
+        if (next_ >= tasks_) return;
+        t = next_++;
         job = job_;
       }
-      std::exception_ptr error;
       try {
         (*job)(t);
       } catch (...) {
-        error = std::current_exception();
+        recordError(std::current_exception());
       }
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (error && !error_) error_ = error;
-      if (pending_.fetch_sub(1, std::memory_order_release) == 1) done_.notify_all();
+      finished(1, self);
     }
   }
 
@@ -228,9 +249,11 @@ class ThreadPool {
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t tasks_ = 0;  // tasks_, next_ and job_ change under the mutex
   std::size_t next_ = 0;
-  bool pinned_ = false;  // the current run's (under the mutex)
-  std::atomic<std::size_t> pending_{0};  // changes under the mutex; read without it while spinning
+  // The current run's number if it is pinned, else 0 (set with the run's other fields).
+  std::atomic<unsigned long> pinnedRun_{0};
+  std::atomic<std::size_t> pending_{0};  // tasks of the current run not yet done
   std::exception_ptr error_;  // the first exception a task of the current run() threw; under the mutex
+  std::atomic<bool> failed_{false};  // whether error_ is set
   std::atomic<unsigned long> generation_{0};
   std::atomic<long long> spinMicros_{kDefaultSpin.count()};
   // Workers whose index is at least this end (the destructor sets it to 0).
