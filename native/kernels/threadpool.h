@@ -91,14 +91,14 @@ class ThreadPool {
   void setSpin(std::chrono::microseconds spin) { spinMicros_.store(spin.count(), std::memory_order_relaxed); }
 
   // Runs fn(task) for every task in [0, tasks); the calling thread works too. Returns when all are
-  // done. Tasks are coarse (a few per thread), so claiming them under the lock costs nothing measurable.
+  // done. Tasks are coarse (a few per thread), so claiming them under the lock costs little.
   // If a task throws (std::bad_alloc for a buffer, say), the other tasks still run, and the first
   // exception is rethrown here on the calling thread once every task is done.
   //
   // With `pinned`, tasks are not claimed: the threads that run take equal contiguous ranges of
   // them, the calling thread the first (task t always lands on the same thread for the same
-  // number of tasks). Two passes over the same data split alike then find it in the cache of
-  // the core that wrote it, instead of fetching it from the other core's.
+  // number of tasks), without the lock. Two passes over the same data split alike then find it
+  // in the cache of the core that wrote it, instead of fetching it from the other core's.
   void run(std::size_t tasks, const std::function<void(std::size_t)>& fn, bool pinned = false) {
     if (tasks == 0) return;
     if (workers_.empty() || tasks == 1) {
