@@ -111,20 +111,24 @@ class ThreadPool {
       job_ = &fn;
       tasks_ = tasks;
       next_ = 0;
+      pinned_ = pinned;
       error_ = nullptr;
       failed_.store(false, std::memory_order_relaxed);
       pending_.store(tasks, std::memory_order_relaxed);
       gen = generation_.load(std::memory_order_relaxed) + 1;
-      pinnedRun_.store(pinned ? gen : 0, std::memory_order_relaxed);
+      // Without the lock only when every thread has a task: a thread with none could otherwise
+      // still be on its way when the run has ended and the next one is being set up.
+      pinnedRun_.store(pinned && tasks >= workers_.size() + 1 ? gen : 0, std::memory_order_relaxed);
       generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();
     work(gen, 0);
     if (!spinUntil([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, [this] { return pending_.load(std::memory_order_relaxed) == 0; });
+      // Acquire: the last task may have been counted done outside the mutex just before.
+      done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     }
-    // (The acquire above made every task's writes, failed_'s included, visible here.)
+    // (Either acquire above made every task's writes, failed_'s included, visible here.)
     if (failed_.load(std::memory_order_relaxed)) {
       std::exception_ptr error;
       {
@@ -170,12 +174,13 @@ class ThreadPool {
 
   // Runs tasks of run number `gen` as thread `self` (0: the caller, i + 1: workers_[i]).
   void work(unsigned long gen, std::size_t self) {
+    // Every thread of workers_ (and the caller) takes part in every run: none is retired while a
+    // run is in progress.
     if (pinnedRun_.load(std::memory_order_acquire) == gen) {
-      // A pinned run cannot end before this thread has run its tasks, so its job and task count
-      // stay as run() set them (before publishing gen) until then: no lock to take per task, so a
-      // pass starts and ends without the threads taking turns on the mutex's cache line.
-      // Every thread of workers_ (and the caller) takes part in every run: none is retired while
-      // a run is in progress.
+      // A pinned run in which every thread has a task cannot end before this thread has run its
+      // own, so its job and task count stay as run() set them (before publishing gen) until
+      // then: no lock to take per task, so a pass starts and ends without the threads taking
+      // turns on the mutex's cache line.
       const std::size_t n = workers_.size() + 1, base = tasks_ / n, extra = tasks_ % n;
       const std::size_t first = self * base + std::min(self, extra), end = first + base + (self < extra ? 1 : 0);
       const std::function<void(std::size_t)>& job = *job_;
@@ -191,14 +196,31 @@ class ThreadPool {
       finished(end - first, self);
       return;
     }
+    std::size_t mine = 0, mineEnd = 0;  // a pinned run's tasks for this thread (fewer tasks than threads)
+    bool pinned;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (generation_.load(std::memory_order_relaxed) != gen) return;
+      pinned = pinned_;
+      if (pinned) {
+        const std::size_t n = workers_.size() + 1, base = tasks_ / n, extra = tasks_ % n;
+        mine = self * base + std::min(self, extra);
+        mineEnd = mine + base + (self < extra ? 1 : 0);
+      }
+    }
     for (;;) {
       std::size_t t;
       const std::function<void(std::size_t)>* job;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (generation_.load(std::memory_order_relaxed) != gen) return;
-        if (next_ >= tasks_) return;
-        t = next_++;
+        if (pinned) {
+          if (mine >= mineEnd) return;
+          t = mine++;
+        } else {
+          if (next_ >= tasks_) return;
+          t = next_++;
+        }
         job = job_;
       }
       try {
@@ -249,7 +271,9 @@ class ThreadPool {
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t tasks_ = 0;  // tasks_, next_ and job_ change under the mutex
   std::size_t next_ = 0;
-  // The current run's number if it is pinned, else 0 (set with the run's other fields).
+  bool pinned_ = false;  // the current run's (under the mutex)
+  // The current run's number if it is pinned with a task for every thread, else 0 (set with the
+  // run's other fields): its threads then take their tasks without the lock.
   std::atomic<unsigned long> pinnedRun_{0};
   std::atomic<std::size_t> pending_{0};  // tasks of the current run not yet done
   std::exception_ptr error_;  // the first exception a task of the current run() threw; under the mutex
