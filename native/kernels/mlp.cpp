@@ -59,8 +59,9 @@ constexpr std::size_t kGradientChunkVectors = 4;
 constexpr std::size_t kGradientParts = 2;
 // Features per unit of layer 1's update (its split between threads, and the regularisation
 // cost's partial sums). With 50 hidden units on two threads of Zen 5, a unit took about 3 us
-// (most of it waiting for lines from the other core): fine enough to even the threads out, where
-// the 13 feature blocks of 64 left them 81 and 57 us a minibatch.
+// (most of it waiting on memory: the other half's sums come from the other core, and a thread's
+// momentum rows no longer sit in its L2): fine enough to even the threads out, where the 13
+// feature blocks of 64 left them 81 and 57 us a minibatch.
 constexpr std::size_t kUpdateUnit = 16;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
