@@ -68,6 +68,21 @@ function start(args: readonly string[], cwd = tmp): ChildProcess {
   return spawn(process.execPath, [cli, ...args], { cwd, env: { ...process.env, MLP_DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** Resolves once a `train --epochs 100000` child has printed its first epoch line. */
+function firstEpochLine(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`no epoch line; stderr so far: ${seen}`)), 60_000);
+    child.stderr!.on('data', (s: string) => {
+      seen += s;
+      if (/^Epoch\s+1\/100000 /m.test(seen)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
 function finished(child: ChildProcess): Promise<Result> {
   let stdout = '';
   let stderr = '';
@@ -359,17 +374,7 @@ describe('mlp train, other ways of running it', () => {
     const out = join(tmp, 'interrupted');
     const child = start(['train', '--epochs', '100000', '--subset', '2000', '--test-subset', '500', '--backend', mainBackend, '--out', out]);
     const done = finished(child);
-    await new Promise<void>((resolve, reject) => {
-      let seen = '';
-      const timer = setTimeout(() => reject(new Error(`no epoch line; stderr so far: ${seen}`)), 60_000);
-      child.stderr!.on('data', (s: string) => {
-        seen += s;
-        if (/^Epoch\s+1\/100000 /m.test(seen)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    await firstEpochLine(child);
     child.kill('SIGINT');
     const r = await done;
     expect(r.code, r.stderr).toBe(130);
@@ -393,17 +398,7 @@ describe('mlp train, other ways of running it', () => {
       const out = join(tmp, `twice-${delayMs}`);
       const child = start(['train', '--epochs', '100000', '--subset', '2000', '--test-subset', '500', '--backend', mainBackend, '--out', out]);
       const done = finished(child);
-      await new Promise<void>((resolve, reject) => {
-        let seen = '';
-        const timer = setTimeout(() => reject(new Error(`no epoch line; stderr so far: ${seen}`)), 60_000);
-        child.stderr!.on('data', (s: string) => {
-          seen += s;
-          if (/^Epoch\s+1\/100000 /m.test(seen)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
+      await firstEpochLine(child);
       child.kill('SIGINT');
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       if (child.exitCode === null) child.kill('SIGINT');
