@@ -170,34 +170,24 @@ void Trainer<T, X>::measureInput(bool compress) {
 // one, otherwise compressed now) into the task's buffer: contiguous, so both passes over them
 // stream through memory.
 template <typename T, typename X>
-void Trainer<T, X>::compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1) {
-  const std::size_t nb = featureBlocks_ + 1;
-  uint32_t* bounds = s.rowBounds.ensure((r1 - r0) * nb);
-  std::size_t k = 0;
+void Trainer<T, X>::compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1,
+                                  std::size_t skip0, std::size_t skip1) {
   if (!rowStart_.empty()) {
+    if (skip1 <= skip0) skip0 = skip1 = r1;
     std::size_t total = 0;
     for (std::size_t r = r0; r < r1; ++r) {
+      if (r == skip0) r = skip1;
+      if (r >= r1) break;
       const std::size_t i = sampleRow(rows, row0, r);
       total += rowStart_[i + 1] - rowStart_[i];
     }
-    uint64_t* copy = s.rowRecords.ensure(total);
-    constexpr std::size_t kAhead = 16;
-    for (std::size_t r = r0; r < r1; ++r) {
-      if (r + kAhead < r1) {
-        const std::size_t ia = sampleRow(rows, row0, r + kAhead);
-        const uint64_t* a0 = records_.data() + rowStart_[ia];
-        const uint64_t* a1 = records_.data() + rowStart_[ia + 1];
-        for (const uint64_t* q = a0; q < a1; q += 64 / sizeof(uint64_t)) __builtin_prefetch(q);
-        __builtin_prefetch(a1 - 1);
-      }
-      const std::size_t i = sampleRow(rows, row0, r), st = rowStart_[i], words = rowStart_[i + 1] - st;
-      // Bytes, not words: the record is read as the types it holds (no aliasing through uint64_t).
-      std::memcpy(copy, records_.data() + st, words * sizeof(uint64_t));
-      views_[r] = recordView(copy);
-      copy += words;
-    }
+    uint64_t* copy = copyRecords(rows, row0, r0, skip0, skip0, s.rowRecords.ensure(total));
+    copyRecords(rows, row0, skip1, r1, r1, copy);
     return;
   }
+  const std::size_t nb = featureBlocks_ + 1;
+  uint32_t* bounds = s.rowBounds.ensure((r1 - r0) * nb);
+  std::size_t k = 0;
   uint16_t* col = s.rowCol.ensure((r1 - r0) * x_.cols);
   X* val = s.rowVal.ensure((r1 - r0) * x_.cols);
   for (std::size_t r = r0; r < r1; ++r) {
@@ -207,6 +197,27 @@ void Trainer<T, X>::compressRows(Scratch& s, const int32_t* rows, std::size_t ro
     views_[r] = RowView{col + k, val + k, bd};
     k += cnt;
   }
+}
+
+template <typename T, typename X>
+uint64_t* Trainer<T, X>::copyRecords(const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1,
+                                     std::size_t rLast, uint64_t* copy) {
+  constexpr std::size_t kAhead = 16;
+  for (std::size_t r = r0; r < r1; ++r) {
+    if (r + kAhead < rLast) {
+      const std::size_t ia = sampleRow(rows, row0, r + kAhead);
+      const uint64_t* a0 = records_.data() + rowStart_[ia];
+      const uint64_t* a1 = records_.data() + rowStart_[ia + 1];
+      for (const uint64_t* q = a0; q < a1; q += 64 / sizeof(uint64_t)) __builtin_prefetch(q);
+      __builtin_prefetch(a1 - 1);
+    }
+    const std::size_t i = sampleRow(rows, row0, r), st = rowStart_[i], words = rowStart_[i + 1] - st;
+    // Bytes, not words: the record is read as the types it holds (no aliasing through uint64_t).
+    std::memcpy(copy, records_.data() + st, words * sizeof(uint64_t));
+    views_[r] = recordView(copy);
+    copy += words;
+  }
+  return copy;
 }
 
 template <typename T, typename X>
@@ -296,7 +307,8 @@ void Trainer<T, X>::unpackWeights(T* const* weights, T* const* prevDelta) {
 
 template <typename T, typename X>
 void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_t* rows, std::size_t row0,
-                               std::size_t r0, std::size_t r1, bool backward) {
+                               std::size_t r0, std::size_t r1, bool backward, std::size_t copied0,
+                               std::size_t copied1) {
   const std::size_t L = layers(), m = r1 - r0;
   if (m == 0) return;
   Scratch& s = scratch_[task];
@@ -322,7 +334,7 @@ void Trainer<T, X>::samplePass(std::size_t task, T* const* weights, const int32_
         biasSigmoid<T>(isa_, s1 - s0, H, ld, nullptr, a1 + s0 * ld, a1 + s0 * ld);
       }
     } else if (sparse_) {
-      compressRows(s, rows, row0, r0, r1);
+      compressRows(s, rows, row0, r0, r1, copied0, copied1);
       for (std::size_t s0 = r0; s0 < r1; s0 += kForwardRows) {
         const std::size_t s1 = std::min(r1, s0 + kForwardRows);
         for (std::size_t r = s0; r < s1; ++r) std::copy(biases_[0].begin(), biases_[0].end(), a1 + r * ld);
@@ -587,8 +599,73 @@ void Trainer<T, X>::featureSplit(std::size_t parts, std::vector<std::size_t>& sp
 }
 
 template <typename T, typename X>
+std::ptrdiff_t Trainer<T, X>::lentSamples(std::size_t m) const {
+  const std::size_t mid = splitStart(m, kGradientParts, 1);
+  return std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(std::lround(forwardShift_)),
+                                    -static_cast<std::ptrdiff_t>(mid / 2), static_cast<std::ptrdiff_t>((m - mid) / 2));
+}
+
+template <typename T, typename X>
+typename Trainer<T, X>::HalfPlan Trainer<T, X>::halfPlan(std::size_t m, std::ptrdiff_t lent, std::size_t p) const {
+  static_assert(kGradientParts == 2, "the forward shift lends samples between two halves");
+  const std::size_t mid = splitStart(m, kGradientParts, 1), moved = static_cast<std::size_t>(lent < 0 ? -lent : lent);
+  HalfPlan plan{splitStart(m, kGradientParts, p), splitStart(m, kGradientParts, p + 1), 0, 0};
+  // With lent > 0, thread 0 runs half 1's first samples; with lent < 0, thread 1 runs half 0's last.
+  if (lent > 0) {
+    if (p == 0) plan.lent0 = mid, plan.lent1 = mid + moved;
+    else plan.own0 = mid + moved;
+  } else if (lent < 0) {
+    if (p == 1) plan.lent0 = mid - moved, plan.lent1 = mid;
+    else plan.own1 = mid - moved;
+  }
+  return plan;
+}
+
+// Rows [first, second) of half p of an m-sample minibatch: those whose forward pass its own
+// thread runs whatever the forward shift (lentSamples' clamp).
+template <typename T, typename X>
+std::pair<std::size_t, std::size_t> Trainer<T, X>::aheadRows(std::size_t m, std::size_t p) const {
+  const std::size_t mid = splitStart(m, kGradientParts, 1);
+  return p == 0 ? std::make_pair(std::size_t{0}, mid - mid / 2) : std::make_pair(mid + (m - mid) / 2, m);
+}
+
+// On the thread of half p of an m-sample minibatch, once it is done: copies rows of the next
+// minibatch's aheadRows (nextM samples of `next`) until the other half's thread is done too.
+// Their views go where no thread reads now: rows of half p (which the other thread does not
+// read) away from the middle (where it may have run some of half p's forward pass), in the next
+// minibatch as in this one.
+template <typename T, typename X>
+void Trainer<T, X>::copyRowsAhead(std::size_t p, std::size_t m, const int32_t* next, std::size_t nextM,
+                                  const std::atomic<std::size_t>& partsDone) {
+  constexpr std::size_t kChunk = 8;  // rows between checks (about half a microsecond's copy)
+  const std::size_t mid = splitStart(m, kGradientParts, 1);
+  const auto [a0, a1] = aheadRows(nextM, p);
+  if (a1 <= a0 || (p == 0 ? a1 > mid : a0 < mid)) return;
+  if (partsDone.load(std::memory_order_acquire) >= kGradientParts) return;
+  std::size_t words = 0;
+  for (std::size_t r = a0; r < a1; ++r) {
+    const std::size_t i = static_cast<std::size_t>(next[r]);
+    words += rowStart_[i + 1] - rowStart_[i];
+  }
+  uint64_t* out;
+  try {
+    out = scratch_[p].aheadRecords.ensure(words);
+  } catch (const std::bad_alloc&) {
+    return;  // the next pass copies them all
+  }
+  std::size_t r = a0;
+  while (r < a1 && partsDone.load(std::memory_order_relaxed) < kGradientParts) {
+    const std::size_t e = std::min(a1, r + kChunk);
+    out = copyRecords(next, 0, r, e, a1, out);
+    r = e;
+  }
+  if (r > a0) ahead_[p] = Ahead{next, nextM, a0, r};
+}
+
+template <typename T, typename X>
 double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2,
-                               T* const* prevDelta, const StepParams* step) {
+                               T* const* prevDelta, const StepParams* step, const int32_t* nextRows,
+                               std::size_t nextM) {
   const std::size_t L = layers();
 
   // The seed's regularisation cost over the non-bias weights of every layer, as sums of |w| and
@@ -657,65 +734,79 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
   // minibatch first runs the forward pass of `lent` samples of the other half (at its edge) and
   // then flags them done; the other thread sums its half once they are. Every sum is still taken
   // by one thread over one fixed half in order, so no result depends on the shift.
-  static_assert(kGradientParts == 2, "the forward shift lends samples between two halves");
-  const std::size_t mid = splitStart(m, kGradientParts, 1);
   const bool shifting = perPart == 1 && parallel && pool_ && pool_->running() >= 2;
-  const std::ptrdiff_t lent =
-      shifting ? std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(std::lround(forwardShift_)),
-                                            -static_cast<std::ptrdiff_t>(mid / 2),
-                                            static_cast<std::ptrdiff_t>((m - mid) / 2))
-               : 0;
+  const std::ptrdiff_t lent = shifting ? lentSamples(m) : 0;
+  // The rows of each half that the last call's threads copied ahead (always the half's own).
+  Ahead ahead[kGradientParts];
+  ahead_.resize(kGradientParts);
+  for (std::size_t p = 0; p < kGradientParts; ++p) {
+    if (shifting && rows && ahead_[p].rows == rows && ahead_[p].m == m) ahead[p] = ahead_[p];
+    ahead_[p] = Ahead{};
+  }
+  // A thread that is done waits for the other: it copies rows of the next minibatch meanwhile,
+  // of the part of its half that is its own whatever the shift is then (see aheadRows), and
+  // stops as soon as the other thread is done.
+  const bool copyAhead = shifting && rows && nextRows && nextM > 0 && nextM <= capacity_ && !rowStart_.empty();
+  std::atomic<std::size_t> partsDone{0};
   // 0: the lent samples' forward pass is running, 1: done, 2: it threw (the pool rethrows that).
   std::atomic<int> lentState{0};
   double busy[kGradientParts] = {};
+  const auto sumsTask = [&](std::size_t task) {
+    const auto started = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::duration waited{};
+    const std::size_t p = task / perPart, f = task % perPart;
+    const std::size_t r0 = splitStart(m, kGradientParts, p), r1 = splitStart(m, kGradientParts, p + 1);
+    if (perPart == 1) {
+      const HalfPlan plan = halfPlan(m, lent, p);
+      const bool helper = plan.lent1 > plan.lent0, helped = lent != 0 && !helper;
+      if (helper) {
+        struct Flag {
+          std::atomic<int>& state;
+          int value = 2;
+          ~Flag() { state.store(value, std::memory_order_release); }
+        } flag{lentState};
+        // Its own scratch: the helped thread reads these samples' copied rows after this returns.
+        samplePass(kGradientParts + p, weights, rows, 0, plan.lent0, plan.lent1, true);
+        flag.value = 1;
+      }
+      const bool inside = plan.own0 <= ahead[p].r0 && ahead[p].r1 <= plan.own1;
+      samplePass(task, weights, rows, 0, plan.own0, plan.own1, true, inside ? ahead[p].r0 : 0,
+                 inside ? ahead[p].r1 : 0);
+      if (helped) {
+        const auto from = std::chrono::steady_clock::now();
+        int state;
+        while ((state = lentState.load(std::memory_order_acquire)) == 0) MLP_SPIN_PAUSE();
+        waited = std::chrono::steady_clock::now() - from;
+        if (state != 1) return;  // the helper's exception reaches the caller
+      }
+    }
+    struct Busy {
+      double& seconds;
+      std::chrono::steady_clock::time_point started;
+      const std::chrono::steady_clock::duration& waited;
+      ~Busy() { seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started - waited).count(); }
+    } timing{busy[p], started, waited};
+    if (f == 0) {
+      // The cross-entropy terms' sum, in sample order.
+      double cost = 0;
+      for (std::size_t k = r0 * units(L), n = r1 * units(L); k < n; ++k) cost += costTerms_[k];
+      partCost[p] = cost;
+      partialGradients(task, r0, r1, rows, p == 0 ? grads_ : gradParts_[p - 1]);
+    }
+    firstLayerGradient(task, partSplit[f], partSplit[f + 1], r0, r1,
+                       p == 0 ? g1T_.data() : g1TParts_[p - 1].data());
+  };
   runTasks(
       kGradientParts * perPart,
       [&](std::size_t task) {
-        const auto started = std::chrono::steady_clock::now();
-        std::chrono::steady_clock::duration waited{};
-        const std::size_t p = task / perPart, f = task % perPart;
-        const std::size_t r0 = splitStart(m, kGradientParts, p), r1 = splitStart(m, kGradientParts, p + 1);
-        if (perPart == 1) {
-          // With lent > 0, thread 0 runs half 1's first samples; with lent < 0, thread 1 runs half 0's last.
-          const bool helper = lent != 0 && (p == 0) == (lent > 0), helped = lent != 0 && !helper;
-          if (helper) {
-            struct Flag {
-              std::atomic<int>& state;
-              int value = 2;
-              ~Flag() { state.store(value, std::memory_order_release); }
-            } flag{lentState};
-            const std::size_t l0 = lent > 0 ? mid : mid - static_cast<std::size_t>(-lent);
-            const std::size_t l1 = lent > 0 ? mid + static_cast<std::size_t>(lent) : mid;
-            // Its own scratch: the helped thread reads these samples' copied rows after this returns.
-            samplePass(kGradientParts + p, weights, rows, 0, l0, l1, true);
-            flag.value = 1;
-          }
-          const std::size_t own0 = p == 1 && lent > 0 ? mid + static_cast<std::size_t>(lent) : r0;
-          const std::size_t own1 = p == 0 && lent < 0 ? mid - static_cast<std::size_t>(-lent) : r1;
-          samplePass(task, weights, rows, 0, own0, own1, true);
-          if (helped) {
-            const auto from = std::chrono::steady_clock::now();
-            int state;
-            while ((state = lentState.load(std::memory_order_acquire)) == 0) MLP_SPIN_PAUSE();
-            waited = std::chrono::steady_clock::now() - from;
-            if (state != 1) return;  // the helper's exception reaches the caller
-          }
+        {
+          struct Done {
+            std::atomic<std::size_t>& count;
+            ~Done() { count.fetch_add(1, std::memory_order_acq_rel); }
+          } done{partsDone};
+          sumsTask(task);
         }
-        struct Busy {
-          double& seconds;
-          std::chrono::steady_clock::time_point started;
-          const std::chrono::steady_clock::duration& waited;
-          ~Busy() { seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started - waited).count(); }
-        } timing{busy[p], started, waited};
-        if (f == 0) {
-          // The cross-entropy terms' sum, in sample order.
-          double cost = 0;
-          for (std::size_t k = r0 * units(L), n = r1 * units(L); k < n; ++k) cost += costTerms_[k];
-          partCost[p] = cost;
-          partialGradients(task, r0, r1, rows, p == 0 ? grads_ : gradParts_[p - 1]);
-        }
-        firstLayerGradient(task, partSplit[f], partSplit[f + 1], r0, r1,
-                           p == 0 ? g1T_.data() : g1TParts_[p - 1].data());
+        if (copyAhead) copyRowsAhead(task / perPart, m, nextRows, nextM, partsDone);
       },
       true);
   if (shifting && busy[0] > 0 && busy[1] > 0) {
@@ -826,6 +917,12 @@ std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const i
       if (pool) pool->setSpin(ThreadPool::kDefaultSpin);
     }
   } spin(pool_.get());
+  // Rows copied ahead are for this call's next minibatch only.
+  struct AheadGuard {
+    std::vector<Ahead>& ahead;
+    explicit AheadGuard(std::vector<Ahead>& a) : ahead(a) { ahead.assign(kGradientParts, Ahead{}); }
+    ~AheadGuard() { ahead.assign(kGradientParts, Ahead{}); }
+  } aheadGuard{ahead_};
   prepare();
   reserve((n + minibatches - 1) / minibatches, true);
   packWeights(weights, prevDelta);
@@ -834,7 +931,9 @@ std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const i
     if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE) != 0) break;
     const std::size_t start = splitStart(n, minibatches, b);
     const std::size_t end = splitStart(n, minibatches, b + 1);
-    costs[b] = gradient(weights, order + start, end - start, params.l1, params.l2, prevDelta, &params);
+    const bool last = b + 1 == minibatches;
+    costs[b] = gradient(weights, order + start, end - start, params.l1, params.l2, prevDelta, &params,
+                        last ? nullptr : order + end, last ? 0 : splitStart(n, minibatches, b + 2) - end);
   }
   unpackWeights(weights, prevDelta);
   return b;

@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cpu.h"
@@ -133,6 +134,7 @@ class Trainer {
     RawBuffer<ColumnEntry<X>> cscEntries;
     GemmBuffers<T> gemm;
     RawBuffer<T> biasSums;  // partialGradients' bias column, a layer at a time
+    RawBuffer<uint64_t> aheadRecords;  // rows of the next minibatch copied ahead (copyRowsAhead)
   };
 
   // A compressed row's record: its featureBlocks_ + 1 bounds (uint32), then the features of its
@@ -166,7 +168,13 @@ class Trainer {
   // With `pinned`, task t runs on the same thread in every pass of as many tasks (ThreadPool::run).
   void runTasks(std::size_t tasks, const std::function<void(std::size_t)>& job, bool pinned = false);
   void reserve(std::size_t m, bool training);
-  void compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1);
+  // Rows [skip0, skip1) (within [r0, r1)) are in views_ already (copied ahead, with the index).
+  void compressRows(Scratch& s, const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1,
+                    std::size_t skip0 = 0, std::size_t skip1 = 0);
+  // Copies the records of rows [r0, r1) to `copy` (prefetching up to row rLast), sets their views;
+  // returns the end of the copy.
+  uint64_t* copyRecords(const int32_t* rows, std::size_t row0, std::size_t r0, std::size_t r1, std::size_t rLast,
+                        uint64_t* copy);
   void packWeights(T* const* weights, T* const* prevDelta);
   // Counts the input's non-zeros, decides sparse_, and with `compress` builds the row index.
   void measureInput(bool compress);
@@ -174,8 +182,9 @@ class Trainer {
   void unpackWeights(T* const* weights, T* const* prevDelta);
   // Per-sample work for rows [r0, r1): forward pass, and with labels the output error and the
   // deltas of every layer. `rows`: sample indices (through the order), or nullptr for row0 + r.
+  // Rows [copied0, copied1) are in views_ already (copied ahead).
   void samplePass(std::size_t task, T* const* weights, const int32_t* rows, std::size_t row0, std::size_t r0,
-                  std::size_t r1, bool backward);
+                  std::size_t r1, bool backward, std::size_t copied0 = 0, std::size_t copied1 = 0);
   void forward(T* const* weights, const int32_t* rows, std::size_t row0, std::size_t m, bool backward);
   // Whether layer l (weights[l], l >= 1) is small enough for smallProduct, and its packed copies.
   bool smallLayer(std::size_t l) const;
@@ -191,8 +200,20 @@ class Trainer {
   void updateColumns(std::size_t l, T* const* weights, T* const* prevDelta, std::size_t c0, std::size_t c1,
                      const StepParams& p);
   // Cost and gradient of the minibatch; with `step`, also the momentum update of the weights.
+  // `nextRows` and `nextM`: the minibatch the next call will take, if known (a thread that waits
+  // for the other at the end of the sums' pass then copies some of its rows: copyRowsAhead).
   double gradient(T* const* weights, const int32_t* rows, std::size_t m, double l1, double l2, T* const* prevDelta,
-                  const StepParams* step);
+                  const StepParams* step, const int32_t* nextRows = nullptr, std::size_t nextM = 0);
+  // The samples [own0, own1) whose forward pass half p's thread runs with its own scratch, and
+  // [lent0, lent1) those of the other half it runs with scratch kGradientParts + p (gradient()).
+  struct HalfPlan {
+    std::size_t own0, own1, lent0, lent1;
+  };
+  HalfPlan halfPlan(std::size_t m, std::ptrdiff_t lent, std::size_t p) const;
+  std::pair<std::size_t, std::size_t> aheadRows(std::size_t m, std::size_t p) const;
+  void copyRowsAhead(std::size_t p, std::size_t m, const int32_t* next, std::size_t nextM,
+                     const std::atomic<std::size_t>& partsDone);
+  std::ptrdiff_t lentSamples(std::size_t m) const;
 
   std::vector<int32_t> sizes_;
   std::vector<std::size_t> ld_;
@@ -221,6 +242,13 @@ class Trainer {
   std::vector<std::size_t> updateSplit_;
   std::vector<std::size_t> partSplit_;  // each part's layer-1 sums split by feature blocks (gradient())
   double updateBoundary_ = 0;
+  // Per half, rows [r0, r1) of the next minibatch (m samples of `rows`) copied ahead into the
+  // half's aheadRecords (copyRowsAhead). Set and used only within one epoch().
+  struct Ahead {
+    const int32_t* rows = nullptr;
+    std::size_t m = 0, r0 = 0, r1 = 0;
+  };
+  std::vector<Ahead> ahead_;
 
   // The input's non-zeros when compressed: one record per row (recordWords), row r's at word
   // rowStart_[r] of records_, so that a minibatch's copy reads each (random) row in one piece.
