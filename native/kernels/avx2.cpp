@@ -184,8 +184,8 @@ MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std
 }
 
 template <typename T>
-MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
-                                 const StepRule<T>& rule) {
+MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, const T* more,
+                                 T* prev, const StepRule<T>& rule) {
   using W = Vec<T>;
   // regSums' four running sums are the four lanes of a and q; a row's last n mod 4 elements go
   // into lane 0 (adding +0 to the other lanes leaves them as they are: the sums are never -0).
@@ -198,6 +198,7 @@ MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld
     T* wr = w + r * ld;
     T* gr = g + r * ld;
     T* pr = prev + r * ld;
+    const T* mr = more ? more + r * ld : nullptr;
     for (std::size_t c = 0; c < quads; c += 4) {
       const __m256d v = loadAsDouble(wr + c);
       a = _mm256_add_pd(a, _mm256_and_pd(v, absMask));
@@ -213,20 +214,27 @@ MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld
     for (; u < whole; u += W::width) {
       const typename W::type wv = W::load(wr + u);
       typename W::type gv = W::load(gr + u);
+      if (mr) gv = W::add(gv, W::load(mr + u));
       if (rule.regularise) {
         const typename W::type sign = W::sub(W::onesWhere(W::greater(wv, zero)), W::onesWhere(W::greater(zero, wv)));
         gv = W::add(W::add(gv, W::mul(l2, wv)), W::mul(l1, sign));
-        W::store(gr + u, gv);
       }
       if (rule.step) {
         const typename W::type delta = W::mul(eta, gv);
         W::store(wr + u, W::sub(wv, W::add(delta, W::mul(alpha, W::load(pr + u)))));
         W::store(pr + u, delta);
+      } else {
+        W::store(gr + u, gv);
       }
     }
     for (; u < n; ++u) {
-      if (rule.regularise) gr[u] = regularised(gr[u], wr[u], rule.l1, rule.l2);
-      if (rule.step) momentumStep(wr[u], pr[u], gr[u], rule.eta, rule.alpha);
+      T gu = gr[u];
+      if (mr) gu = gu + mr[u];
+      if (rule.regularise) gu = regularised(gu, wr[u], rule.l1, rule.l2);
+      if (rule.step)
+        momentumStep(wr[u], pr[u], gu, rule.eta, rule.alpha);
+      else
+        gr[u] = gu;
     }
   }
   alignas(32) double as[4], qs[4];
@@ -390,9 +398,9 @@ MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, st
     for (std::size_t j = 0; j < nr; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i][j] : tile[i][j];
 }
 
-template RegSums regularisedStep<double>(std::size_t, std::size_t, std::size_t, double*, double*, double*,
+template RegSums regularisedStep<double>(std::size_t, std::size_t, std::size_t, double*, double*, const double*, double*,
                                          const StepRule<double>&);
-template RegSums regularisedStep<float>(std::size_t, std::size_t, std::size_t, float*, float*, float*,
+template RegSums regularisedStep<float>(std::size_t, std::size_t, std::size_t, float*, float*, const float*, float*,
                                         const StepRule<float>&);
 template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);

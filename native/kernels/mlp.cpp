@@ -871,13 +871,21 @@ double Trainer<T, X>::gradient(T* const* weights, const int32_t* rows, std::size
         const auto started = std::chrono::steady_clock::now();
         for (std::size_t u = split[t]; u < split[t + 1]; ++u) {
           const std::size_t f0 = u * kUpdateUnit, f1 = std::min(K, f0 + kUpdateUnit);
+          // The parts' sums in order, the last one added in the step itself, which stores the sum
+          // only when it takes no step: a step reads the sums' rows (half of them written by the
+          // other core) and writes none of them.
           T* g = g1T_.data() + f0 * ld;
-          for (const auto& part : g1TParts_) {
-            const T* q = part.data() + f0 * ld;
+          const T* last = nullptr;
+          for (std::size_t i = 0; i < g1TParts_.size(); ++i) {
+            const T* q = g1TParts_[i].data() + f0 * ld;
+            if (i + 1 == g1TParts_.size()) {
+              last = q;
+              break;
+            }
             for (std::size_t k = 0, n = (f1 - f0) * ld; k < n; ++k) g[k] += q[k];
           }
-          unitSums_[u] =
-              regularisedStep(isa_, f1 - f0, H, ld, w1T_.data() + f0 * ld, g, prev1T_.data() + f0 * ld, rule);
+          unitSums_[u] = regularisedStep(isa_, f1 - f0, H, ld, w1T_.data() + f0 * ld, g, last,
+                                         prev1T_.data() + f0 * ld, rule);
         }
         if (balancing) unitsBusy[t] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       },

@@ -206,10 +206,10 @@ void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std
 }
 
 template <typename T>
-RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
-                        const StepRule<T>& rule) {
+RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, const T* more,
+                        T* prev, const StepRule<T>& rule) {
 #if MLP_HAVE_AVX2
-  if (isa >= Isa::Avx2) return avx2::regularisedStep(rows, n, ld, w, g, prev, rule);
+  if (isa >= Isa::Avx2) return avx2::regularisedStep(rows, n, ld, w, g, more, prev, rule);
 #endif
   (void)isa;
   const RegSums sums = regSums(w, rows, ld, n);
@@ -217,10 +217,16 @@ RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld
     T* wr = w + r * ld;
     T* gr = g + r * ld;
     T* pr = prev + r * ld;
-    if (rule.regularise)
-      for (std::size_t u = 0; u < n; ++u) gr[u] = regularised(gr[u], wr[u], rule.l1, rule.l2);
-    if (rule.step)
-      for (std::size_t u = 0; u < n; ++u) momentumStep(wr[u], pr[u], gr[u], rule.eta, rule.alpha);
+    const T* mr = more ? more + r * ld : nullptr;
+    for (std::size_t u = 0; u < n; ++u) {
+      T gu = gr[u];
+      if (mr) gu = gu + mr[u];
+      if (rule.regularise) gu = regularised(gu, wr[u], rule.l1, rule.l2);
+      if (rule.step)
+        momentumStep(wr[u], pr[u], gu, rule.eta, rule.alpha);
+      else
+        gr[u] = gu;
+    }
   }
   return sums;
 }
@@ -349,9 +355,9 @@ template void byteGatherRows<float>(Isa, std::size_t, const uint8_t* const*, con
                                     std::size_t, const float*, std::size_t, float*, std::size_t, std::size_t);
 template std::size_t gatherTileElements<double>(Isa, std::size_t);
 template std::size_t gatherTileElements<float>(Isa, std::size_t);
-template RegSums regularisedStep<double>(Isa, std::size_t, std::size_t, std::size_t, double*, double*, double*,
+template RegSums regularisedStep<double>(Isa, std::size_t, std::size_t, std::size_t, double*, double*, const double*, double*,
                                          const StepRule<double>&);
-template RegSums regularisedStep<float>(Isa, std::size_t, std::size_t, std::size_t, float*, float*, float*,
+template RegSums regularisedStep<float>(Isa, std::size_t, std::size_t, std::size_t, float*, float*, const float*, float*,
                                         const StepRule<float>&);
 template void crossEntropyTerms<double>(Isa, std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);

@@ -167,13 +167,15 @@ struct StepRule {
 };
 
 // For the rows r < rows of n elements (ld apart) of the weights w, their gradient g and their last
-// step prev, element by element in the seed's order: g = g + l2 * w + l1 * sign(w) when
-// rule.regularise; then, when rule.step, delta = eta * g, w = w - (delta + alpha * prev),
-// prev = delta. Returns regSums(w, rows, ld, n) of the weights as they were before. (Layer 1 in
-// its transposed layout: one pass over its weights per minibatch instead of two.)
+// step prev, element by element in the seed's order: with `more` (rows like g's), g = g + more;
+// g = g + l2 * w + l1 * sign(w) when rule.regularise; then, when rule.step, delta = eta * g,
+// w = w - (delta + alpha * prev), prev = delta, and g is left as it was (nothing reads it after a
+// step); otherwise g is stored. Returns regSums(w, rows, ld, n) of the weights as they were
+// before. (Layer 1 in its transposed layout: one pass over its weights per minibatch instead of
+// two, and none over its gradient to store it.)
 template <typename T>
-RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
-                        const StepRule<T>& rule);
+RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, const T* more,
+                        T* prev, const StepRule<T>& rule);
 
 // One sample's non-zeros: feature indices and values (the input's own type), in feature order;
 // bounds[b] is the position of the first one in feature block b or later (bounds[blocks] = count).
@@ -319,8 +321,8 @@ template <typename T>
 MLP_AVX2 void gemmMicroKernel(std::size_t kc, const T* pa, const T* pb, T* c, std::size_t ldc, std::size_t mr,
                               std::size_t nr, bool accumulate);
 template <typename T>
-MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, T* prev,
-                                 const StepRule<T>& rule);
+MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, const T* more,
+                                 T* prev, const StepRule<T>& rule);
 }  // namespace avx2
 #endif
 
