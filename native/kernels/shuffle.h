@@ -5,6 +5,7 @@
 // and leave the same state.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,12 +25,7 @@ class LegacyRandom {
   // genrand_int32.
   uint32_t next() {
     if (pos_ >= kMtWords) twist();
-    uint32_t y = mt_[pos_++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    y ^= y >> 18;
-    return y;
+    return temper(mt_[pos_++]);
   }
 
   // random_interval(max): a uniform integer in [0, max] by masked rejection.
@@ -48,6 +44,28 @@ class LegacyRandom {
     return value;
   }
 
+  // out[k] = interval(max - k) for k < count (max - count + 1 >= 1), drawing exactly as those
+  // calls would, but one draw per step whether it is kept or not: no branch on which draws are
+  // rejected (about a quarter of them, unpredictably), which costs more than the draws.
+  void intervalsDown(uint32_t max, std::size_t count, uint32_t* out) {
+    std::size_t k = 0;
+    uint32_t current = max, mask = 0xffffffffu >> __builtin_clz(max);
+    while (k < count) {
+      if (pos_ >= kMtWords) twist();
+      std::size_t d = pos_;
+      for (; d < kMtWords && k < count; ++d) {
+        const uint32_t value = temper(mt_[d]) & mask;
+        out[k] = value;
+        const uint32_t keep = value <= current ? 1 : 0;
+        k += keep;
+        current -= keep;
+        // The next interval's mask: half as wide once current falls below its top half.
+        mask = current <= (mask >> 1) ? mask >> 1 : mask;
+      }
+      pos_ = d;
+    }
+  }
+
  private:
   void twist() {
     constexpr std::size_t n = kMtWords, m = 397;
@@ -63,6 +81,14 @@ class LegacyRandom {
     pos_ = 0;
   }
 
+  static uint32_t temper(uint32_t y) {
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    y ^= y >> 18;
+    return y;
+  }
+
   uint32_t* mt_;
   std::size_t pos_;
 };
@@ -72,11 +98,20 @@ class LegacyRandom {
 // X[idx] each epoch). n must be below 2^32.
 inline void shuffleOrder(uint32_t* state, int32_t* order, std::size_t n) {
   LegacyRandom rng(state);
-  for (std::size_t i = n; i-- > 1;) {
-    const std::size_t j = rng.interval(static_cast<uint32_t>(i));
-    const int32_t t = order[i];
-    order[i] = order[j];
-    order[j] = t;
+  // A block of j's at a time (intervalsDown), then their swaps, whose loads then need not wait
+  // for the draws.
+  constexpr std::size_t kBlock = 1024;
+  uint32_t js[kBlock];
+  for (std::size_t i = n; i > 1;) {  // swaps for i - 1 down to 1 remain
+    const std::size_t count = std::min(kBlock, i - 1);
+    rng.intervalsDown(static_cast<uint32_t>(i - 1), count, js);
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::size_t a = i - 1 - k, b = js[k];
+      const int32_t t = order[a];
+      order[a] = order[b];
+      order[b] = t;
+    }
+    i -= count;
   }
   rng.save();
 }
