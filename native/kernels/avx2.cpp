@@ -227,15 +227,7 @@ MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld
         W::store(gr + u, gv);
       }
     }
-    for (; u < n; ++u) {
-      T gu = gr[u];
-      if (mr) gu = gu + mr[u];
-      if (rule.regularise) gu = regularised(gu, wr[u], rule.l1, rule.l2);
-      if (rule.step)
-        momentumStep(wr[u], pr[u], gu, rule.eta, rule.alpha);
-      else
-        gr[u] = gu;
-    }
+    for (; u < n; ++u) regularisedStepElement(wr[u], gr[u], mr ? mr + u : nullptr, pr[u], rule);
   }
   alignas(32) double as[4], qs[4];
   _mm256_store_pd(as, a);

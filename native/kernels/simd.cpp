@@ -218,15 +218,7 @@ RegSums regularisedStep(Isa isa, std::size_t rows, std::size_t n, std::size_t ld
     T* gr = g + r * ld;
     T* pr = prev + r * ld;
     const T* mr = more ? more + r * ld : nullptr;
-    for (std::size_t u = 0; u < n; ++u) {
-      T gu = gr[u];
-      if (mr) gu = gu + mr[u];
-      if (rule.regularise) gu = regularised(gu, wr[u], rule.l1, rule.l2);
-      if (rule.step)
-        momentumStep(wr[u], pr[u], gu, rule.eta, rule.alpha);
-      else
-        gr[u] = gu;
-    }
+    for (std::size_t u = 0; u < n; ++u) regularisedStepElement(wr[u], gr[u], mr ? mr + u : nullptr, pr[u], rule);
   }
   return sums;
 }

@@ -166,6 +166,19 @@ struct StepRule {
   T eta, alpha;
 };
 
+// One element of regularisedStep (its scalar paths and vector tails): g (+ *more), regularised,
+// then the step, or else the completed gradient stored.
+template <typename T>
+inline void regularisedStepElement(T& w, T& g, const T* more, T& prev, const StepRule<T>& rule) {
+  T gu = g;
+  if (more) gu = gu + *more;
+  if (rule.regularise) gu = regularised(gu, w, rule.l1, rule.l2);
+  if (rule.step)
+    momentumStep(w, prev, gu, rule.eta, rule.alpha);
+  else
+    g = gu;
+}
+
 // For the rows r < rows of n elements (ld apart) of the weights w, their gradient g and their last
 // step prev, element by element in the seed's order: with `more` (rows like g's), g = g + more;
 // g = g + l2 * w + l1 * sign(w) when rule.regularise; then, when rule.step, delta = eta * g,
