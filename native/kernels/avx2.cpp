@@ -45,6 +45,7 @@ struct Vec<double> {
   using type = __m256d;
   using part = std::size_t;  // lanes
   static constexpr std::size_t width = 4;
+  static constexpr bool kHalves = false;
   MLP_AVX2_INLINE static type load(const double* p) { return _mm256_loadu_pd(p); }
   MLP_AVX2_INLINE static void store(double* p, type v) { _mm256_storeu_pd(p, v); }
   MLP_AVX2_INLINE static part partOf(std::size_t lanes) { return lanes; }
@@ -91,6 +92,7 @@ struct Vec<float> {
   using type = __m256;
   using part = std::size_t;  // lanes
   static constexpr std::size_t width = 8;
+  static constexpr bool kHalves = false;
   MLP_AVX2_INLINE static type load(const float* p) { return _mm256_loadu_ps(p); }
   MLP_AVX2_INLINE static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
   MLP_AVX2_INLINE static part partOf(std::size_t lanes) { return lanes; }

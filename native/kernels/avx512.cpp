@@ -90,7 +90,10 @@ struct Vec<double> {
   using type = __m512d;
   using part = __mmask8;
   static constexpr std::size_t width = 8;
+  static constexpr bool kHalves = true;
   MLP_AVX512_INLINE static type load(const double* p) { return _mm512_loadu_pd(p); }
+  MLP_AVX512_INLINE static type loadHalf(const double* p) { return _mm512_insertf64x4(_mm512_setzero_pd(), _mm256_loadu_pd(p), 0); }
+  MLP_AVX512_INLINE static void storeHalf(double* p, type v) { _mm256_storeu_pd(p, _mm512_castpd512_pd256(v)); }
   MLP_AVX512_INLINE static void store(double* p, type v) { _mm512_storeu_pd(p, v); }
   MLP_AVX512_INLINE static part partOf(std::size_t lanes) { return static_cast<part>((1u << lanes) - 1); }
   MLP_AVX512_INLINE static type loadPart(const double* p, part k) { return _mm512_maskz_loadu_pd(k, p); }
@@ -128,7 +131,10 @@ struct Vec<float> {
   using type = __m512;
   using part = __mmask16;
   static constexpr std::size_t width = 16;
+  static constexpr bool kHalves = true;
   MLP_AVX512_INLINE static type load(const float* p) { return _mm512_loadu_ps(p); }
+  MLP_AVX512_INLINE static type loadHalf(const float* p) { return _mm512_insertf32x8(_mm512_setzero_ps(), _mm256_loadu_ps(p), 0); }
+  MLP_AVX512_INLINE static void storeHalf(float* p, type v) { _mm256_storeu_ps(p, _mm512_castps512_ps256(v)); }
   MLP_AVX512_INLINE static void store(float* p, type v) { _mm512_storeu_ps(p, v); }
   MLP_AVX512_INLINE static part partOf(std::size_t lanes) { return static_cast<part>((1u << lanes) - 1); }
   MLP_AVX512_INLINE static type loadPart(const float* p, part k) { return _mm512_maskz_loadu_ps(k, p); }
