@@ -184,22 +184,27 @@ MLP_AVX512_INLINE __m512d loadAsDouble(const float* p, __mmask8 k) {
 #undef MLP_TARGET
 #undef MLP_TARGET_INLINE
 
+// In two passes over the terms, which are contiguous (n per row): the signed pre-activations
+// first, row by row, then the softplus over whole vectors of them, so that rows of n = 10 outputs
+// take 1.25 vectors of the softplus each instead of 2 (the softplus is most of the work).
 template <typename T>
 MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
                                   double* terms) {
-  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
   for (std::size_t r = 0; r < rows; ++r) {
     const T* zr = z + r * ldz;
     double* tr = terms + r * n;
-    const __m512i target = _mm512_set1_epi64(label[r]);
     for (std::size_t o = 0; o < n; o += 8) {
       const __mmask8 k = Vec<double>::partOf(std::min<std::size_t>(8, n - o));
-      const __m512d v = loadAsDouble(zr + o, k);
-      const __mmask8 flip =
-          _mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(static_cast<long long>(o))), target);
-      const __m512d t = softplusVec(_mm512_mask_blend_pd(flip, v, _mm512_sub_pd(_mm512_setzero_pd(), v)));
-      _mm512_mask_storeu_pd(tr + o, k, t);
+      _mm512_mask_storeu_pd(tr + o, k, loadAsDouble(zr + o, k));
     }
+    // The label's output enters as -z (the same subtraction as the vector paths' flip).
+    const std::size_t y = static_cast<std::size_t>(static_cast<uint32_t>(label[r]));
+    if (y < n) tr[y] = 0.0 - tr[y];
+  }
+  const std::size_t total = rows * n;
+  for (std::size_t i = 0; i < total; i += 8) {
+    const __mmask8 k = Vec<double>::partOf(std::min<std::size_t>(8, total - i));
+    _mm512_mask_storeu_pd(terms + i, k, softplusVec(_mm512_maskz_loadu_pd(k, terms + i)));
   }
 }
 
