@@ -168,7 +168,19 @@ export const SCALING = {
   // Timed epochs per cell (after the warm-up); a cell's time is their median, so one epoch slowed
   // by the shared machine does not decide the linearity check.
   epochs: { full: 3, quick: 1 },
+  // Smaller cells time more epochs: as many as hold this much work (samples x nHidden per epoch
+  // times epochs; the 60k-image, 50-unit cell's 3 epochs), at most maxEpochs. An epoch of 10k
+  // images and 50 units takes about 7 ms, and the host's hiccups moved the median of 3 such
+  // epochs from 6.4 to 8.4 ms between runs of the same build.
+  minWork: { full: 3 * 60000 * 50, quick: 0 },
+  maxEpochs: 30,
 };
+
+/** Timed epochs of a scaling cell (SCALING.epochs, more for cells with less work). */
+export function scalingEpochs(modeName, samples, nHidden) {
+  const min = SCALING.epochs[modeName];
+  return Math.max(min, Math.min(SCALING.maxEpochs, Math.ceil(SCALING.minWork[modeName] / (samples * nHidden))));
+}
 
 /**
  * The compute floor (the issue's yardstick for the epoch): OpenBLAS's rate on a large square

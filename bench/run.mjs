@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { lineTransferNs } from './line-transfer.mjs';
-import { COMPUTE_FLOOR, CONTENDERS, DTYPES, KERNEL_PATHS, MODES, SCALING, THREADS } from './contenders.mjs';
+import { COMPUTE_FLOOR, CONTENDERS, DTYPES, KERNEL_PATHS, MODES, SCALING, THREADS, scalingEpochs } from './contenders.mjs';
 import { BENCH_DIR, FLOP_FORMULA, MODEL, PACKAGE_ENTRY, REPO_DIR, BATCH_SIZE, flopPerSample, median, minibatchesFor } from './workload.mjs';
 
 const RESULTS_DIR = join(BENCH_DIR, 'results');
@@ -285,6 +285,17 @@ function fmt(x, digits = 3) {
 }
 const times = (x) => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : `${fmt(x, 3)}×`);
 const kilo = (n) => (n % 1000 === 0 ? `${n / 1000}k` : String(n));
+
+/** How many epochs each scaling cell's median is of (more for the small cells: SCALING.minWork). */
+function scalingEpochText(section) {
+  const counts = [...new Set(section.cells.map((c) => c.epochs ?? section.epochs))].sort((a, b) => a - b);
+  if (counts.length === 1) return counts[0] === 1 ? 'one epoch' : `median of ${counts[0]} epochs`;
+  const most = section.cells.reduce((a, c) => ((c.epochs ?? 0) > (a.epochs ?? 0) ? c : a));
+  return (
+    `median of ${counts[0]} epochs, or for the smaller cells of as many as hold the 60k-image, 50-unit cell's work, ` +
+    `up to ${most.epochs} (${kilo(most.samples)} images, ${most.nHidden} units)`
+  );
+}
 
 function mdTable(headers, rows, align) {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -597,14 +608,15 @@ async function main() {
     for (const nHidden of SCALING.nHidden) {
       for (const samples of SCALING.samples) {
         if (nHidden * samples > SCALING.maxWork[modeName]) continue;
-        const workload = workloadFor(base, mode, modeName, { samples, nHidden, epochs: SCALING.epochs[modeName], measure: false });
+        const epochs = scalingEpochs(modeName, samples, nHidden);
+        const workload = workloadFor(base, mode, modeName, { samples, nHidden, epochs, measure: false });
         log(`- scaling: nHidden ${nHidden}, ${samples.toLocaleString('en-US')} images...`);
         const r = derive(await runTrial(base, workload, env, mode.trialTimeoutMs), workload);
         if (!r.ok) {
           failed++;
           log(`  FAILED: ${r.error}${r.output ? `\n${r.output.replace(/^/gm, '    ')}` : ''}`);
         }
-        cells.push({ nHidden, samples, ok: r.ok, sPerEpoch: r.sPerFullEpoch ?? null, gflops: r.gflops ?? null, gflop: (flopPerSample(nHidden) * samples) / 1e9, error: r.error });
+        cells.push({ nHidden, samples, epochs, ok: r.ok, sPerEpoch: r.sPerFullEpoch ?? null, gflops: r.gflops ?? null, gflop: (flopPerSample(nHidden) * samples) / 1e9, error: r.error });
       }
     }
     scalingSection = { contender: base.label, threads: m.availableParallelism, epochs: SCALING.epochs[modeName], cells };
@@ -786,7 +798,7 @@ async function main() {
       }),
     ]);
     sections.push(
-      `### Scaling\n\n${scalingSection.contender}, ${scalingSection.threads} threads: seconds per epoch (${scalingSection.epochs === 1 ? 'one epoch' : `median of ${scalingSection.epochs} epochs`} after a warm-up epoch) and GFLOP/s; ` +
+      `### Scaling\n\n${scalingSection.contender}, ${scalingSection.threads} threads: seconds per epoch (${scalingEpochText(scalingSection)} after a warm-up epoch) and GFLOP/s; ` +
         `minibatches of ~${BATCH_SIZE} images. Constant GFLOP/s along a row and down a column means time grows linearly with the work.` +
         (args.quick ? ' Quick mode skips the largest cells.' : '') +
         '\n\n' +
