@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -61,14 +62,26 @@ template <typename X>
 using ExactValue = std::conditional_t<std::is_same<X, double>::value, double, float>;
 
 // A grow-only buffer whose elements are not initialised (sized for the worst case, touched
-// only as far as used).
+// only as far as used). When it has to grow it takes half as much again as it had, if it can:
+// buffers sized by the data (a minibatch's copied rows, say) then reach their largest size in a
+// few steps, not with a reallocation (fresh pages, each faulted in again) at every new maximum.
 template <typename E>
 class RawBuffer {
  public:
   E* ensure(std::size_t n) {
     if (n > size_) {
-      data_.reset(new E[n]);
-      size_ = n;
+      const std::size_t roomy = size_ <= std::size_t(-1) / 3 ? size_ + size_ / 2 : 0;
+      std::size_t take = roomy > n ? roomy : n;
+      std::unique_ptr<E[]> fresh;
+      try {
+        fresh.reset(new E[take]);
+      } catch (const std::bad_alloc&) {
+        if (take == n) throw;
+        take = n;
+        fresh.reset(new E[n]);
+      }
+      data_ = std::move(fresh);
+      size_ = take;
     }
     return data_.get();
   }
