@@ -172,7 +172,7 @@ MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std
     std::size_t o = 0;
     for (; o + 4 <= n; o += 4) _mm256_storeu_pd(tr + o, loadAsDouble(zr + o));
     for (; o < n; ++o) tr[o] = static_cast<double>(zr[o]);
-    // The label's output enters as -z (the same subtraction as the other paths' flip).
+    // The label's output enters as 0 - z, as this path has always computed it (same bits).
     const std::size_t y = static_cast<std::size_t>(static_cast<uint32_t>(label[r]));
     if (y < n) tr[y] = 0.0 - tr[y];
   }

@@ -197,7 +197,7 @@ MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, s
       const __mmask8 k = Vec<double>::partOf(std::min<std::size_t>(8, n - o));
       _mm512_mask_storeu_pd(tr + o, k, loadAsDouble(zr + o, k));
     }
-    // The label's output enters as -z (the same subtraction as the vector paths' flip).
+    // The label's output enters as 0 - z, as this path has always computed it (same bits).
     const std::size_t y = static_cast<std::size_t>(static_cast<uint32_t>(label[r]));
     if (y < n) tr[y] = 0.0 - tr[y];
   }
