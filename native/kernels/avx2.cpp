@@ -117,8 +117,10 @@ struct Vec<float> {
     const __m256i bits = _mm256_castps_si256(_mm256_add_ps(n, _mm256_set1_ps(12582912.0f)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(127)), 23));
   }
+  MLP_AVX2_INLINE static type orSignBit(type v) { return _mm256_or_ps(v, _mm256_set1_ps(-0.0f)); }
   using mask = __m256;
   MLP_AVX2_INLINE static mask greater(type a, type b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  MLP_AVX2_INLINE static type select(mask m, type ifTrue, type ifFalse) { return _mm256_blendv_ps(ifFalse, ifTrue, m); }
   MLP_AVX2_INLINE static type onesWhere(mask m) { return _mm256_and_ps(m, _mm256_set1_ps(1.0f)); }
   MLP_AVX2_INLINE static type notEqual(type a, type b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
   MLP_AVX2_INLINE static type notWithin(type v, type limit) {
@@ -159,33 +161,6 @@ MLP_AVX2_INLINE __m256d loadAsDouble(const float* p) { return _mm256_cvtps_pd(_m
 #include "vector_kernels.inl"
 #undef MLP_TARGET
 #undef MLP_TARGET_INLINE
-
-// In two passes over the terms, which are contiguous (n per row): the signed pre-activations
-// first, row by row, then the softplus over whole vectors of them (rows of n = 10 outputs take
-// 2.5 vectors of the softplus each instead of 3; the softplus is most of the work).
-template <typename T>
-MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                                double* terms) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    const T* zr = z + r * ldz;
-    double* tr = terms + r * n;
-    std::size_t o = 0;
-    for (; o + 4 <= n; o += 4) _mm256_storeu_pd(tr + o, loadAsDouble(zr + o));
-    for (; o < n; ++o) tr[o] = static_cast<double>(zr[o]);
-    // The label's output enters as 0 - z, as this path has always computed it (same bits).
-    const std::size_t y = static_cast<std::size_t>(static_cast<uint32_t>(label[r]));
-    if (y < n) tr[y] = 0.0 - tr[y];
-  }
-  const std::size_t total = rows * n;
-  std::size_t i = 0;
-  for (; i + 4 <= total; i += 4) _mm256_storeu_pd(terms + i, softplusVec(_mm256_loadu_pd(terms + i)));
-  if (i < total) {
-    alignas(32) double tail[4] = {0, 0, 0, 0};
-    for (std::size_t k = 0; i + k < total; ++k) tail[k] = terms[i + k];
-    _mm256_store_pd(tail, softplusVec(_mm256_load_pd(tail)));
-    for (std::size_t k = 0; i + k < total; ++k) terms[i + k] = tail[k];
-  }
-}
 
 template <typename T>
 MLP_AVX2 RegSums regularisedStep(std::size_t rows, std::size_t n, std::size_t ld, T* w, T* g, const T* more,
@@ -398,9 +373,6 @@ template RegSums regularisedStep<double>(std::size_t, std::size_t, std::size_t, 
                                          const StepRule<double>&);
 template RegSums regularisedStep<float>(std::size_t, std::size_t, std::size_t, float*, float*, const float*, float*,
                                         const StepRule<float>&);
-template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
-                                        double*);
-template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, std::size_t, const int32_t*, double*);
 template std::size_t compressRowFloats<double>(const double*, std::size_t, std::size_t, uint16_t*, double*,
                                                uint32_t*);
 template std::size_t compressRowFloats<float>(const float*, std::size_t, std::size_t, uint16_t*, float*, uint32_t*);

@@ -67,18 +67,8 @@ inline __m512d _mm512_maskz_loadu_pd(__mmask8 k, const void* p) {
 inline __m512 _mm512_maskz_loadu_ps(__mmask16 k, const void* p) {
   return maskedLoad<__m512>(k, static_cast<const float*>(p));
 }
-inline __m256 _mm256_maskz_loadu_ps(__mmask8 k, const void* p) {
-  return maskedLoad<__m256>(k, static_cast<const float*>(p));
-}
 inline void _mm512_mask_storeu_pd(void* p, __mmask8 k, __m512d v) { maskedStore(static_cast<double*>(p), k, v); }
 inline void _mm512_mask_storeu_ps(void* p, __mmask16 k, __m512 v) { maskedStore(static_cast<float*>(p), k, v); }
-inline __m512d _mm512_cvtps_pd(__m256 v) {
-  alignas(32) float f[8];
-  alignas(64) double d[8];
-  std::memcpy(f, &v, sizeof(f));
-  for (int i = 0; i < 8; ++i) d[i] = static_cast<double>(f[i]);
-  return _mm512_load_pd(d);
-}
 #endif
 
 // One vector type per element type (the interface vector_kernels.inl expects).
@@ -158,6 +148,13 @@ struct Vec<float> {
     const __m512i bits = _mm512_castps_si512(_mm512_add_ps(n, _mm512_set1_ps(12582912.0f)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(127)), 23));
   }
+  MLP_AVX512_INLINE static type orSignBit(type v) { return _mm512_or_ps(v, _mm512_set1_ps(-0.0f)); }
+  using mask = __mmask16;
+  MLP_AVX512_INLINE static mask greater(type a, type b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  MLP_AVX512_INLINE static type select(mask m, type ifTrue, type ifFalse) {
+    return _mm512_mask_blend_ps(m, ifFalse, ifTrue);
+  }
+  MLP_AVX512_INLINE static type onesWhere(mask m) { return _mm512_maskz_mov_ps(m, _mm512_set1_ps(1.0f)); }
 };
 
 // Of the 32 ZMM registers: up to 16 accumulators + 1 broadcast for the gathers (GCC unrolls
@@ -171,11 +168,6 @@ constexpr std::size_t smallProductRows(std::size_t nv) {
   return nv >= 11 ? 1 : std::min<std::size_t>(8, (31 - nv) / nv);
 }
 
-MLP_AVX512_INLINE __m512d loadAsDouble(const double* p, __mmask8 k) { return _mm512_maskz_loadu_pd(k, p); }
-MLP_AVX512_INLINE __m512d loadAsDouble(const float* p, __mmask8 k) {
-  return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(k, p));
-}
-
 }  // namespace
 
 #define MLP_TARGET MLP_AVX512
@@ -183,34 +175,6 @@ MLP_AVX512_INLINE __m512d loadAsDouble(const float* p, __mmask8 k) {
 #include "vector_kernels.inl"
 #undef MLP_TARGET
 #undef MLP_TARGET_INLINE
-
-// In two passes over the terms, which are contiguous (n per row): the signed pre-activations
-// first, row by row, then the softplus over whole vectors of them, so that rows of n = 10 outputs
-// take 1.25 vectors of the softplus each instead of 2 (the softplus is most of the work).
-template <typename T>
-MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                                  double* terms) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    const T* zr = z + r * ldz;
-    double* tr = terms + r * n;
-    for (std::size_t o = 0; o < n; o += 8) {
-      const __mmask8 k = Vec<double>::partOf(std::min<std::size_t>(8, n - o));
-      _mm512_mask_storeu_pd(tr + o, k, loadAsDouble(zr + o, k));
-    }
-    // The label's output enters as 0 - z, as this path has always computed it (same bits).
-    const std::size_t y = static_cast<std::size_t>(static_cast<uint32_t>(label[r]));
-    if (y < n) tr[y] = 0.0 - tr[y];
-  }
-  const std::size_t total = rows * n;
-  for (std::size_t i = 0; i < total; i += 8) {
-    const __mmask8 k = Vec<double>::partOf(std::min<std::size_t>(8, total - i));
-    _mm512_mask_storeu_pd(terms + i, k, softplusVec(_mm512_maskz_loadu_pd(k, terms + i)));
-  }
-}
-
-template void crossEntropyTerms<double>(std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
-                                        double*);
-template void crossEntropyTerms<float>(std::size_t, std::size_t, const float*, std::size_t, const int32_t*, double*);
 
 }  // namespace avx512
 }  // namespace mlp

@@ -253,7 +253,7 @@ void Trainer<T, X>::reserve(std::size_t m, bool training) {
     for (std::size_t l = 0; l < L; ++l) grads_[l].assign(units(l + 1) * (units(l) + 1), T(0));
     g1T_.assign(x_.cols * ld_[1], T(0));
     prev1T_.assign(x_.cols * ld_[1], T(0));
-    costTerms_.assign(m * units(L), 0.0);
+    costTerms_.assign(m * units(L), T(0));
   }
   capacity_ = m;
   trainingCapacity_ = training;

@@ -276,7 +276,7 @@ class Trainer {
   bool trainingCapacity_ = false;
   std::vector<AlignedVector<T>> acts_, deltas_, grads_, biases_;
   AlignedVector<T> logits_;
-  std::vector<double> costTerms_;
+  std::vector<T> costTerms_;  // summed in double
   // Layer 1's non-bias weights transposed (features x ld_1): during an epoch the working copy of
   // the weights and their last update (prev1T_), written back to the caller's layout at its end.
   AlignedVector<T> w1T_, g1T_, prev1T_;

@@ -184,13 +184,16 @@ void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const
 }
 
 namespace {
-// log(1 + e^x) without overflow.
-inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+// log(1 + e^x) without overflow, in T's arithmetic.
+template <typename T>
+inline T softplus(T x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
 }  // namespace
 
 template <typename T>
 void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                       double* terms) {
+                       T* terms) {
 #if MLP_HAVE_AVX512
   if (isa == Isa::Avx512) return avx512::crossEntropyTerms(rows, n, z, ldz, label, terms);
 #endif
@@ -200,8 +203,8 @@ void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std
   (void)isa;
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t o = 0; o < n; ++o) {
-      const double v = static_cast<double>(z[r * ldz + o]);
-      terms[r * n + o] = softplus(static_cast<int32_t>(o) == label[r] ? -v : v);
+      const T v = z[r * ldz + o];
+      terms[r * n + o] = softplus<T>(static_cast<int32_t>(o) == label[r] ? -v : v);
     }
 }
 
@@ -354,7 +357,7 @@ template RegSums regularisedStep<float>(Isa, std::size_t, std::size_t, std::size
 template void crossEntropyTerms<double>(Isa, std::size_t, std::size_t, const double*, std::size_t, const int32_t*,
                                         double*);
 template void crossEntropyTerms<float>(Isa, std::size_t, std::size_t, const float*, std::size_t, const int32_t*,
-                                       double*);
+                                       float*);
 template void biasSigmoid<double>(Isa, std::size_t, std::size_t, std::size_t, const double*, double*, double*);
 template void biasSigmoid<float>(Isa, std::size_t, std::size_t, std::size_t, const float*, float*, float*);
 template std::size_t compressRow<double>(Isa, const double*, std::size_t, std::size_t, uint16_t*, double*, uint32_t*);

@@ -258,11 +258,12 @@ void biasSigmoid(Isa isa, std::size_t rows, std::size_t n, std::size_t ld, const
 
 // terms[r * n + o] = log(1 + e^s), s = -z[r * ldz + o] when o == label[r] and z[r * ldz + o]
 // otherwise, for r < rows, o < n: the cross-entropy of a sigmoid output from its pre-activation
-// (never log(0)). ldz >= n rounded up to a multiple of 4. The vector paths use their own exp and
-// log1p (see vector_kernels.inl for the error bound).
+// (never log(0)), in T's arithmetic (float32 models' terms in float, as their pre-activations
+// are; the caller sums them in double). The vector paths use their own exp and log1p (see
+// vector_kernels.inl for the error bound).
 template <typename T>
 void crossEntropyTerms(Isa isa, std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                       double* terms);
+                       T* terms);
 
 // The non-zeros of src[0:n] (n <= 65536) as (index, value), in index order; returns how many.
 // bounds[b] = how many come before index b * block, for b in [0, ceil(n / block)), and
@@ -317,7 +318,7 @@ template <typename T>
 MLP_AVX2 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
 MLP_AVX2 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                                double* terms);
+                                T* terms);
 MLP_AVX2 std::size_t compressRowBytes(const uint8_t* src, std::size_t n, std::size_t block, uint16_t* col,
                                       uint8_t* val, uint32_t* bounds);
 template <typename T>
@@ -362,7 +363,7 @@ template <typename T>
 MLP_AVX512 void biasSigmoid(std::size_t rows, std::size_t n, std::size_t ld, const T* bias, T* z, T* a);
 template <typename T>
 MLP_AVX512 void crossEntropyTerms(std::size_t rows, std::size_t n, const T* z, std::size_t ldz, const int32_t* label,
-                                  double* terms);
+                                  T* terms);
 template <typename T>
 MLP_AVX512 void smallProduct(std::size_t rows, std::size_t n, std::size_t depth, const T* a, std::size_t ars,
                              std::size_t acs, const T* b, std::size_t ldb, T* c, std::size_t ldc,
