@@ -11,9 +11,9 @@
 //                                   exist, which load (zero above) and store the first half of a
 //                                   vector, for a row's last vector when its padded lanes fit in
 //                                   half of one (forEachTile). The arithmetic (fma, fnma, add,
-//                                   sub, mul, div, max, min, roundNearest, pow2) is lane by lane;
-//                                   Vec<double> also has orSignBit, a mask type, greater, select
-//                                   and onesWhere for log1p;
+//                                   sub, mul, div, max, min, roundNearest, pow2) is lane by lane,
+//                                   and so are orSignBit, greater (to a mask type), select and
+//                                   onesWhere, for log1p;
 //   kMaxTile                        accumulator vectors a gather tile keeps in registers;
 //   kSmallProductVectors            vectors of a small product's row computed at once;
 //   smallProductRows(nv)            rows a small-product tile computes at once for nv vectors.
