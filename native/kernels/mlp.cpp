@@ -58,10 +58,14 @@ constexpr std::size_t kGradientChunkVectors = 4;
 // cores).
 constexpr std::size_t kGradientParts = 2;
 // Features per unit of layer 1's update (its split between threads, and the regularisation
-// cost's partial sums). With 50 hidden units on two threads of Zen 5, a unit took about 3 us
-// (most of it waiting on memory: the other half's sums come from the other core, and a thread's
-// momentum rows no longer sit in its L2): fine enough to even the threads out, where the 13
-// feature blocks of 64 left them 81 and 57 us a minibatch.
+// cost's partial sums): fine enough to even the threads out, where the 13 feature blocks of 64
+// left them 81 and 57 us a minibatch. With 50 hidden units (float64) on Zen 5, a unit took
+// 0.41-0.46 us on one thread and 1.2-1.4 us on each of two whose cores sat on different dies.
+// The sums and momentum rows are not what costs (read into the cache first, the unit took as
+// long); the weight rows are: the other core read them in its forward pass, and the first store
+// to each line waits for it to give the line up (24-27 us a minibatch for a thread's half).
+// Prefetching them for writing did not help; storing to them earlier, during the gradient, made
+// epochs 5-9% slower.
 constexpr std::size_t kUpdateUnit = 16;
 // Rows per step of a task's forward pass when computing the output of a whole data set.
 constexpr std::size_t kPredictRows = 128;
