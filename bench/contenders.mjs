@@ -201,4 +201,15 @@ export const COMPUTE_FLOOR = {
    * own 0.030 s floor (9.6 GFLOP at ~324 GFLOP/s). float64's target is its floor (0.07 s).
    */
   float32Slack: 0.035 / 0.03,
+  /**
+   * The targets against the floor are judged on paired rounds: each round measures OpenBLAS's rate
+   * (`pairedReps` products per dtype after a warm-up, in a fresh process) and the native epochs
+   * (`pairedEpochs` timed epochs after a warm-up, a fresh process per dtype) back to back, which
+   * goes first alternating. Measured minutes apart, as the main table and the single floor trial
+   * are, a shared host's slow spell can fall on either side (float32's ratio ranged from 0.84x to
+   * 1.18x over one round of five runs).
+   */
+  pairedRounds: { full: 5, quick: 1 },
+  pairedReps: { full: 3, quick: 1 },
+  pairedEpochs: { full: 3, quick: 1 },
 };
