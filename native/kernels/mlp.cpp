@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "fpenv.h"
 #include "simd.h"
 
 namespace mlp {
@@ -919,6 +920,7 @@ template <typename T, typename X>
 std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const int32_t* order, std::size_t n,
                                  std::size_t minibatches, const StepParams& params, double* costs,
                                  const int32_t* stop) {
+  const SubnormalsFlushed flushed;
   // The pool spins longer until this call returns (or throws).
   struct SpinGuard {
     ThreadPool* pool;
@@ -954,6 +956,7 @@ std::size_t Trainer<T, X>::epoch(T* const* weights, T* const* prevDelta, const i
 template <typename T, typename X>
 double Trainer<T, X>::costAndGradient(T* const* weights, const int32_t* order, std::size_t n, double l1, double l2,
                                       T* const* grads) {
+  const SubnormalsFlushed flushed;
   prepare();
   reserve(n, true);
   packWeights(weights, nullptr);
@@ -964,6 +967,7 @@ double Trainer<T, X>::costAndGradient(T* const* weights, const int32_t* order, s
 
 template <typename T, typename X>
 void Trainer<T, X>::outputLogits(T* const* weights, T* out) {
+  const SubnormalsFlushed flushed;
   prepare();
   packWeights(weights, nullptr);
   outputLogitsPacked(weights, out);
@@ -987,6 +991,7 @@ void Trainer<T, X>::setInput(Input<X> x) {
 
 template <typename T, typename X>
 void Trainer<T, X>::outputLogitsPacked(T* const* weights, T* out, int32_t* labels) {
+  const SubnormalsFlushed flushed;
   const std::size_t n = x_.rows, nOutput = units(layers()), ld = ld_[layers()];
   if (n == 0) return;
   packSmallLayers(weights);

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "fpenv.h"
+
 #if defined(__linux__)
 #include <sched.h>
 #endif
@@ -250,6 +252,8 @@ class ThreadPool {
   }
 
   void workerLoop(std::size_t index) {
+    // For good: this thread runs nothing but the kernels (the callers set it for their part).
+    const SubnormalsFlushed flushed;
     unsigned long seen = 0;
     const auto retired = [&] { return index >= keep_.load(std::memory_order_acquire); };
     for (;;) {
