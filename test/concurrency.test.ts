@@ -326,6 +326,22 @@ describe.each(backends)('%s backend', (backend: Backend) => {
     expect(JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}'), output).toMatchObject({ inputLengthAfter: 0, same: true });
   }, 250_000);
 
+  it('fit on inputs above 16 MB (the native copy is split over threads) trains like fitSync', async () => {
+    // 26,000 rows of bytes (20.4 MB) and 3,000 rows of float64 (18.8 MB), one epoch each: the
+    // snapshot fit() takes must be every byte of the input, whichever thread copied it.
+    const bytes = mnistSubset('train', 26_000);
+    const floats = { data: Float64Array.from(bytes.X.data.subarray(0, 3000 * 784), (v) => v / 255), rows: 3000, cols: 784 };
+    for (const [X, y, what] of [
+      [bytes.X, bytes.y, 'Uint8Array'],
+      [floats, bytes.y.subarray(0, 3000), 'Float64Array'],
+    ] as const) {
+      const options = { ...base, epochs: 1, minibatches: 20, randomState: 3 };
+      const sync = new NeuralNetMLP(options).fitSync(X, y);
+      const async = await new NeuralNetMLP(options).fit(X, y);
+      expectSameWeights(weightsOf(async), weightsOf(sync), `${what}: fit vs fitSync`);
+    }
+  });
+
   it('the event loop keeps turning during await fit() on a large training set', async () => {
     // Native: all 60,000 training images, 10 epochs (two take only a few hundred milliseconds,
     // too few timer ticks for a 99th percentile); TypeScript: 10,000 images, 2 epochs. The strict
