@@ -2,7 +2,7 @@
  * Subnormal numbers in the native backend (native/kernels/fpenv.h). On x86 the kernels run with
  * subnormals flushed to zero (MXCSR's FTZ and DAZ): on many x86 CPUs each operation on one costs a
  * microcode assist, and training on raw pixels, whose hidden units saturate far below zero, makes
- * them by the million (an Intel Xeon trained 40 times slower without the flush).
+ * them by the million (an Intel Xeon trained 29 times slower without the flush).
  *
  * Checked here: (1) the flush stays inside the native calls: JavaScript on the calling thread
  * still computes with subnormals afterwards (the setting is per thread, and V8 does its

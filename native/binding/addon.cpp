@@ -704,12 +704,6 @@ Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, first == n ? -1.0 : static_cast<double>(first));
 }
 
-// copyInput(data): an ArrayBuffer holding a copy of `data` (a Uint8Array, Float32Array or
-// Float64Array) in memory of the addon's own: what an asynchronous fit or prediction reads while
-// the caller's code runs on (the caller's buffer could be detached or shrunk meanwhile). Large
-// copies go to huge pages where Linux grants them: a fresh 47 MB copy in 4 KB pages costs the
-// main thread some 40 ms of page faults, in 2 MB pages a few. Where the runtime refuses external
-// buffers, the copy is an ordinary ArrayBuffer.
 // memcpy of a large input, split over a few short-lived threads. Why: this copy runs on the
 // JavaScript thread (fit() takes its snapshot of the caller's data before it returns), and the
 // first write to fresh pages dominates it: on a virtual machine here one thread took 45 ms for
@@ -749,6 +743,12 @@ void parallelCopy(void* dest, const void* source, std::size_t bytes) {
   for (std::thread& t : helpers) t.join();
 }
 
+// copyInput(data): an ArrayBuffer holding a copy of `data` (a Uint8Array, Float32Array or
+// Float64Array) in memory of the addon's own: what an asynchronous fit or prediction reads while
+// the caller's code runs on (the caller's buffer could be detached or shrunk meanwhile). Large
+// copies go to huge pages where Linux grants them: a fresh 47 MB copy in 4 KB pages costs the
+// main thread some 40 ms of page faults, in 2 MB pages a few. Where the runtime refuses external
+// buffers, the copy is an ordinary ArrayBuffer.
 Napi::Value CopyInput(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::TypedArray ta = typedArray(env, info[0], "data");
